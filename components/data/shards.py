@@ -1,0 +1,54 @@
+"""WebDataset tar shards written byte-for-byte reproducibly (fixed names, times and owners)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+from types import TracebackType
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:06d}.tar"
+
+
+class ShardWriter:
+    """Writes samples as KEY.<ext> members, `samples_per_shard` samples per tar."""
+
+    def __init__(self, directory: Path, samples_per_shard: int) -> None:
+        self.directory = directory
+        self.samples_per_shard = samples_per_shard
+        self.shards = 0
+        self._tar: tarfile.TarFile | None = None
+        self._in_shard = 0
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def write(self, key: str, members: dict[str, bytes]) -> str:
+        """Add one sample; returns the name of the shard that holds it."""
+        if self._tar is None or self._in_shard == self.samples_per_shard:
+            self._open_next()
+        for ext, payload in members.items():
+            info = tarfile.TarInfo(f"{key}.{ext}")
+            info.size, info.mode, info.mtime = len(payload), 0o644, 0
+            self._tar.addfile(info, io.BytesIO(payload))
+        self._in_shard += 1
+        return shard_name(self.shards - 1)
+
+    def _open_next(self) -> None:
+        self.close()
+        path = self.directory / shard_name(self.shards)
+        self._tar = tarfile.open(path, mode="w", format=tarfile.USTAR_FORMAT)
+        self.shards += 1
+        self._in_shard = 0
+
+    def close(self) -> None:
+        if self._tar is not None:
+            self._tar.close()
+            self._tar = None
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()

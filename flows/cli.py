@@ -1,0 +1,55 @@
+"""The `regionedit` command: one subcommand per pipeline stage."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from components.config import ConfigError, PrepareConfig, load_params
+from components.data.sources import SourceError
+
+# Offline machines: the ephemeral Prefect server's telemetry heartbeat would fail loudly.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+app = typer.Typer(help="RegionEdit: instruction-driven image editing without editing pairs.",
+                  no_args_is_help=True, add_completion=False)
+
+ParamsOption = Annotated[Path, typer.Option("--params", help="params file (a profile)")]
+
+
+@app.callback()
+def main() -> None:
+    """RegionEdit pipeline stages."""
+
+
+@app.command()
+def prepare(
+    source: Annotated[str, typer.Option(help="'demo', a captioned folder, WebDataset tars "
+                                             "or parquet; default: prepare.source")] = "",
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("data/prepared"),
+    metrics: Annotated[Path | None, typer.Option(help="counts JSON; default OUT/"
+                                                      "prepare_metrics.json")] = None,
+    workers: Annotated[int | None, typer.Option(help="decoding processes, 0 = all cores")] = None,
+    image_column: Annotated[str | None, typer.Option(help="parquet image column")] = None,
+    caption_column: Annotated[str | None, typer.Option(help="parquet caption column")] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Turn images + captions into WebDataset shards, manifest.parquet and rejected.jsonl."""
+    from flows.prepare import prepare_flow
+
+    try:
+        settings = load_params(params)
+        overrides = {"workers": workers, "image_column": image_column,
+                     "caption_column": caption_column, "source": source or None}
+        cfg = PrepareConfig.model_validate(
+            settings.prepare.model_dump() | {k: v for k, v in overrides.items() if v is not None})
+        summary = prepare_flow(cfg.source, out, settings.model_copy(update={"prepare": cfg}),
+                               metrics)
+    except (ConfigError, SourceError, ValidationError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(summary.line())
