@@ -30,8 +30,13 @@ class Params(_Strict):
 
     seed: int = 0  # one seed for every random choice (scene generation, scale order)
     prepare: PrepareConfig = PrepareConfig()
-    scales: dict[str, int] = {"1M": 1_000_000, "2M": 2_000_000, "3M": 3_000_000,
-                              "4M": 4_000_000, "5M": 5_000_000}
+    scales: dict[str, int] = {
+        "1M": 1_000_000,
+        "2M": 2_000_000,
+        "3M": 3_000_000,
+        "4M": 4_000_000,
+        "5M": 5_000_000,
+    }
 
     @field_validator("scales")
     @classmethod

@@ -15,8 +15,11 @@ from components.data.sources import SourceError
 # Offline machines: the ephemeral Prefect server's telemetry heartbeat would fail loudly.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-app = typer.Typer(help="RegionEdit: instruction-driven image editing without editing pairs.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="RegionEdit: instruction-driven image editing without editing pairs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="params file (a profile)")]
 
@@ -28,11 +31,16 @@ def main() -> None:
 
 @app.command()
 def prepare(
-    source: Annotated[str, typer.Option(help="'demo', a captioned folder, WebDataset tars "
-                                             "or parquet; default: prepare.source")] = "",
+    source: Annotated[
+        str,
+        typer.Option(
+            help="'demo', a captioned folder, WebDataset tars or parquet; default: prepare.source"
+        ),
+    ] = "",
     out: Annotated[Path, typer.Option(help="output folder")] = Path("data/prepared"),
-    metrics: Annotated[Path | None, typer.Option(help="counts JSON; default OUT/"
-                                                      "prepare_metrics.json")] = None,
+    metrics: Annotated[
+        Path | None, typer.Option(help="counts JSON; default OUT/prepare_metrics.json")
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="decoding processes, 0 = all cores")] = None,
     image_column: Annotated[str | None, typer.Option(help="parquet image column")] = None,
     caption_column: Annotated[str | None, typer.Option(help="parquet caption column")] = None,
@@ -43,12 +51,18 @@ def prepare(
 
     try:
         settings = load_params(params)
-        overrides = {"workers": workers, "image_column": image_column,
-                     "caption_column": caption_column, "source": source or None}
+        overrides = {
+            "workers": workers,
+            "image_column": image_column,
+            "caption_column": caption_column,
+            "source": source or None,
+        }
         cfg = PrepareConfig.model_validate(
-            settings.prepare.model_dump() | {k: v for k, v in overrides.items() if v is not None})
-        summary = prepare_flow(cfg.source, out, settings.model_copy(update={"prepare": cfg}),
-                               metrics)
+            settings.prepare.model_dump() | {k: v for k, v in overrides.items() if v is not None}
+        )
+        summary = prepare_flow(
+            cfg.source, out, settings.model_copy(update={"prepare": cfg}), metrics
+        )
     except (ConfigError, SourceError, ValidationError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None

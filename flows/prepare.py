@@ -15,15 +15,23 @@ from components.data.sources import open_source
 @task(name="build-shards")
 def build_shards(source: str, out: Path, params: Params, metrics: Path | None) -> PrepareSummary:
     cfg = params.prepare
-    records = open_source(source, cfg.image_column, cfg.caption_column, cfg.demo_scenes,
-                          params.seed)
-    return prepare_dataset(records, out, ImageLimits(cfg.min_side, cfg.max_pixels),
-                           cfg.samples_per_shard, cfg.workers, metrics)
+    records = open_source(
+        source, cfg.image_column, cfg.caption_column, cfg.demo_scenes, params.seed
+    )
+    return prepare_dataset(
+        records,
+        out,
+        ImageLimits(cfg.min_side, cfg.max_pixels),
+        cfg.samples_per_shard,
+        cfg.workers,
+        metrics,
+    )
 
 
 @flow(name="prepare")
-def prepare_flow(source: str, out: Path, params: Params,
-                 metrics: Path | None = None) -> PrepareSummary:
+def prepare_flow(
+    source: str, out: Path, params: Params, metrics: Path | None = None
+) -> PrepareSummary:
     """Images + captions from `source` -> WebDataset shards, manifest and rejections in `out`."""
     summary = build_shards(source, out, params, metrics)
     get_run_logger().info(summary.line())

@@ -103,12 +103,22 @@ def test_image_under_min_side_is_rejected():
 
 def _png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares width x height but carries almost no pixel data: a bomb's shape."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
+
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("side", [3_000, 60_000])
@@ -120,9 +130,12 @@ def test_decompression_bomb_is_rejected_before_decoding(side):
 
 def test_captions_are_checked():
     assert decode_caption(b"  a red\n car \xe2\x80\x94 parked ") == "a red car \u2014 parked"
-    for raw, reason in [(None, Reason.MISSING_CAPTION), (" \t\n", Reason.EMPTY_CAPTION),
-                        (b"caf\xe9", Reason.CAPTION_NOT_UTF8),
-                        ("caf\udce9", Reason.CAPTION_NOT_UTF8)]:
+    for raw, reason in [
+        (None, Reason.MISSING_CAPTION),
+        (" \t\n", Reason.EMPTY_CAPTION),
+        (b"caf\xe9", Reason.CAPTION_NOT_UTF8),
+        ("caf\udce9", Reason.CAPTION_NOT_UTF8),
+    ]:
         with pytest.raises(InputRejected) as caught:
             decode_caption(raw)
         assert caught.value.reason == reason

@@ -35,10 +35,15 @@ def mixed_folder(root: Path) -> Path:
         "uncaptioned.png": image_bytes(noise_image(16)),
     }
     captions = [(name, f"caption of {name}") for name in good]
-    captions += [(name, "a bad input") for name in ("empty.jpg", "fake.jpg", "cut.png", "tiny.png",
-                                                   "copy.png", "copy.jpg")]
-    captions += [("blank.png", "   "), ("missing.png", "an image that is not there"),
-                 ("latin1.png", "PLACEHOLDER")]
+    captions += [
+        (name, "a bad input")
+        for name in ("empty.jpg", "fake.jpg", "cut.png", "tiny.png", "copy.png", "copy.jpg")
+    ]
+    captions += [
+        ("blank.png", "   "),
+        ("missing.png", "an image that is not there"),
+        ("latin1.png", "PLACEHOLDER"),
+    ]
     root = write_folder(root, good | bad, captions)
     (root / "a-folder.jpg").mkdir()  # listed, exists, but cannot be read as a file
     with (root / "captions.csv").open("a", encoding="utf-8") as handle:
@@ -48,9 +53,17 @@ def mixed_folder(root: Path) -> Path:
     return root
 
 
-EXPECTED_REASONS = {"caption_not_utf8": 1, "empty_caption": 1, "empty_file": 1,
-                    "missing_caption": 1, "missing_image": 1, "not_an_image": 1,
-                    "truncated": 1, "too_small": 1, "unreadable": 1}
+EXPECTED_REASONS = {
+    "caption_not_utf8": 1,
+    "empty_caption": 1,
+    "empty_file": 1,
+    "missing_caption": 1,
+    "missing_image": 1,
+    "not_an_image": 1,
+    "truncated": 1,
+    "too_small": 1,
+    "unreadable": 1,
+}
 
 
 def run(source: Path, out: Path, workers: int = 1, per_shard: int = 3):
@@ -110,9 +123,13 @@ def test_shards_read_back_with_webdataset(prepared):
 
 def test_plain_jpeg_is_stored_byte_for_byte(prepared):
     out, _ = prepared
-    jpegs = {json.loads(s["json"])["source"]: s["jpg"]
-             for s in wds.WebDataset(sorted(map(str, (out / "shards").glob("*.tar"))),
-                                     shardshuffle=False) if "jpg" in s}
+    jpegs = {
+        json.loads(s["json"])["source"]: s["jpg"]
+        for s in wds.WebDataset(
+            sorted(map(str, (out / "shards").glob("*.tar"))), shardshuffle=False
+        )
+        if "jpg" in s
+    }
     assert set(jpegs) == {"folder:photo.jpg", "folder:copy.jpg"}
     for ref, stored in jpegs.items():
         assert stored == (out.parent / "source" / ref.removeprefix("folder:")).read_bytes()
@@ -122,14 +139,20 @@ def test_rerun_is_byte_identical_whatever_the_worker_count(prepared, tmp_path):
     out, _ = prepared
     again = run(mixed_folder(tmp_path / "source"), tmp_path / "out", workers=2)
     assert again.line() == "inputs 18 · accepted 8 · rejected 9 · duplicates 1"
-    for name in ["manifest.parquet", "rejected.jsonl", *(f"shards/shard-{i:06d}.tar"
-                                                        for i in range(3))]:
+    for name in [
+        "manifest.parquet",
+        "rejected.jsonl",
+        *(f"shards/shard-{i:06d}.tar" for i in range(3)),
+    ]:
         assert (tmp_path / "out" / name).read_bytes() == (out / name).read_bytes(), name
 
 
 def test_rerun_into_a_used_folder_leaves_no_stale_shards(tmp_path):
-    source = write_folder(tmp_path / "s", {f"{i}.png": image_bytes(noise_image(i))
-                                           for i in range(4)}, [(f"{i}.png", "x") for i in range(4)])
+    source = write_folder(
+        tmp_path / "s",
+        {f"{i}.png": image_bytes(noise_image(i)) for i in range(4)},
+        [(f"{i}.png", "x") for i in range(4)],
+    )
     run(source, tmp_path / "out", per_shard=1)
     (source / "captions.csv").write_text("file,caption\n0.png,x\n")
     (source / "1.png").unlink(), (source / "2.png").unlink(), (source / "3.png").unlink()
@@ -141,7 +164,11 @@ def test_pixels_survive_the_round_trip(prepared):
     out, _ = prepared
     manifest = pd.read_parquet(out / "manifest.parquet")
     row = manifest.loc[manifest.source == "folder:good3.png"].iloc[0]
-    sample = next(s for s in wds.WebDataset(str(out / "shards" / row.shard), shardshuffle=False)
-                  if s["__key__"] == row.key)
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(sample["png"]))),
-                          np.asarray(noise_image(3)))
+    sample = next(
+        s
+        for s in wds.WebDataset(str(out / "shards" / row.shard), shardshuffle=False)
+        if s["__key__"] == row.key
+    )
+    assert np.array_equal(
+        np.asarray(Image.open(io.BytesIO(sample["png"]))), np.asarray(noise_image(3))
+    )

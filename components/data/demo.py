@@ -20,7 +20,9 @@ def demo_records(scenes: int, seed: int) -> Iterator[SourceRecord]:
     """The photographs in caption-file order, then `scenes` generated scenes."""
     with CAPTIONS.open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
-            yield SourceRecord(f"demo:{row['file']}", row["caption"], path=str(PHOTOS / row["file"]))
+            yield SourceRecord(
+                f"demo:{row['file']}", row["caption"], path=str(PHOTOS / row["file"])
+            )
     for index in range(scenes):
         image, caption = scene(seed, index)
         yield SourceRecord(f"demo:scene-{index:05d}", caption, data=encode_png(image))

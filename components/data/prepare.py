@@ -29,11 +29,17 @@ from components.data.shards import ShardWriter
 
 log = logging.getLogger(__name__)
 
-MANIFEST_SCHEMA = pa.schema([
-    ("key", pa.string()), ("shard", pa.string()), ("width", pa.int32()),
-    ("height", pa.int32()), ("caption", pa.string()), ("sha256", pa.string()),
-    ("source", pa.string()),
-])
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("shard", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("caption", pa.string()),
+        ("sha256", pa.string()),
+        ("source", pa.string()),
+    ]
+)
 KEY_HEX_DIGITS = 20  # 80 bits of the pixel hash: collisions stay negligible at 5M samples
 
 
@@ -49,8 +55,10 @@ class PrepareSummary:
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
-        return (f"inputs {self.inputs} · accepted {self.accepted} · "
-                f"rejected {self.rejected} · duplicates {self.duplicates}")
+        return (
+            f"inputs {self.inputs} · accepted {self.accepted} · "
+            f"rejected {self.rejected} · duplicates {self.duplicates}"
+        )
 
 
 def process_record(record: SourceRecord, limits: ImageLimits) -> Sample | Rejection:
@@ -65,9 +73,16 @@ def process_record(record: SourceRecord, limits: ImageLimits) -> Sample | Reject
         return Rejection(record.ref, rejected.reason, rejected.detail)
     digest = decoded.sha256
     ext, payload = ("jpg", data) if decoded.keep_source_bytes else ("png", encode_png(decoded.rgb))
-    return Sample(ref=record.ref, key=digest[:KEY_HEX_DIGITS], ext=ext, image=payload,
-                  width=decoded.rgb.width, height=decoded.rgb.height, caption=caption,
-                  sha256=digest)
+    return Sample(
+        ref=record.ref,
+        key=digest[:KEY_HEX_DIGITS],
+        ext=ext,
+        image=payload,
+        width=decoded.rgb.width,
+        height=decoded.rgb.height,
+        caption=caption,
+        sha256=digest,
+    )
 
 
 def _read(path: str) -> bytes:
@@ -112,13 +127,26 @@ class _Outputs:
         self.rows: list[dict] = []
 
     def accept(self, sample: Sample) -> None:
-        members = {sample.ext: sample.image,
-                   "json": json.dumps({"caption": sample.caption, "source": sample.ref},
-                                      ensure_ascii=False, sort_keys=True).encode("utf-8")}
+        members = {
+            sample.ext: sample.image,
+            "json": json.dumps(
+                {"caption": sample.caption, "source": sample.ref},
+                ensure_ascii=False,
+                sort_keys=True,
+            ).encode("utf-8"),
+        }
         shard = self.shards.write(sample.key, members)
-        self.rows.append({"key": sample.key, "shard": shard, "width": sample.width,
-                          "height": sample.height, "caption": sample.caption,
-                          "sha256": sample.sha256, "source": sample.ref})
+        self.rows.append(
+            {
+                "key": sample.key,
+                "shard": shard,
+                "width": sample.width,
+                "height": sample.height,
+                "caption": sample.caption,
+                "sha256": sample.sha256,
+                "source": sample.ref,
+            }
+        )
         if len(self.rows) == 4096:
             self._flush_rows()
 
@@ -137,9 +165,15 @@ class _Outputs:
         self.shards.close()
 
 
-def prepare_dataset(records: Iterable[SourceRecord], out: Path, limits: ImageLimits,
-                    samples_per_shard: int, workers: int, metrics: Path | None = None,
-                    progress: bool = True) -> PrepareSummary:
+def prepare_dataset(
+    records: Iterable[SourceRecord],
+    out: Path,
+    limits: ImageLimits,
+    samples_per_shard: int,
+    workers: int,
+    metrics: Path | None = None,
+    progress: bool = True,
+) -> PrepareSummary:
     """Stream records through checks and conversion into `out`; returns (and saves) the counts."""
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
@@ -157,8 +191,14 @@ def prepare_dataset(records: Iterable[SourceRecord], out: Path, limits: ImageLim
                 outputs.reject(result)
             elif (digest := bytes.fromhex(result.sha256)) in seen:
                 summary.duplicates += 1
-                outputs.reject(Rejection(result.ref, Reason.DUPLICATE, "same pixels as an earlier "
-                                         "sample", duplicate_of=result.key))
+                outputs.reject(
+                    Rejection(
+                        result.ref,
+                        Reason.DUPLICATE,
+                        "same pixels as an earlier sample",
+                        duplicate_of=result.key,
+                    )
+                )
             else:
                 seen.add(digest)
                 summary.accepted += 1

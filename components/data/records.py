@@ -1,4 +1,4 @@
-"""What flows through `prepare`: an input record, and the accepted sample or rejection it becomes."""
+"""What flows through `prepare`: an input record, and the sample or rejection it becomes."""
 
 from __future__ import annotations
 

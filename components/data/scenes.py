@@ -12,10 +12,18 @@ import random
 from PIL import Image, ImageDraw
 
 COLOURS = {
-    "red": (200, 30, 40), "green": (40, 160, 60), "blue": (40, 70, 200), "yellow": (235, 205, 40),
-    "orange": (240, 130, 30), "purple": (130, 50, 160), "pink": (235, 130, 170),
-    "white": (245, 245, 245), "black": (20, 20, 20), "grey": (128, 128, 128),
-    "brown": (120, 75, 40), "teal": (30, 140, 140),
+    "red": (200, 30, 40),
+    "green": (40, 160, 60),
+    "blue": (40, 70, 200),
+    "yellow": (235, 205, 40),
+    "orange": (240, 130, 30),
+    "purple": (130, 50, 160),
+    "pink": (235, 130, 170),
+    "white": (245, 245, 245),
+    "black": (20, 20, 20),
+    "grey": (128, 128, 128),
+    "brown": (120, 75, 40),
+    "teal": (30, 140, 140),
 }
 SHAPES = ("circle", "square", "triangle", "star")
 SIZES = {"small": 0.12, "medium": 0.2, "large": 0.3}  # radius as a fraction of the side
@@ -39,8 +47,14 @@ def scene(seed: int, index: int, side: int = 256) -> tuple[Image.Image, str]:
     return image, caption
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float,
-                fill: tuple[int, int, int]) -> None:
+def _draw_shape(
+    draw: ImageDraw.ImageDraw,
+    shape: str,
+    cx: float,
+    cy: float,
+    r: float,
+    fill: tuple[int, int, int],
+) -> None:
     if shape == "circle":
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
     elif shape == "square":

@@ -37,7 +37,8 @@ class ShardWriter:
     def _open_next(self) -> None:
         self.close()
         path = self.directory / shard_name(self.shards)
-        self._tar = tarfile.open(path, mode="w", format=tarfile.USTAR_FORMAT)
+        # kept open across write() calls; close() and __exit__ end it
+        self._tar = tarfile.open(path, mode="w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
         self.shards += 1
         self._in_shard = 0
 
@@ -49,6 +50,10 @@ class ShardWriter:
     def __enter__(self) -> ShardWriter:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.close()

@@ -94,8 +94,11 @@ def webdataset_records(source: Path) -> Iterator[SourceRecord]:
             with tarfile.open(shard, mode="r|*") as tar:
                 yield from _tar_samples(shard.name, tar)
         except (tarfile.TarError, OSError) as err:
-            yield SourceRecord(f"webdataset:{shard.name}", None,
-                               error=(Reason.UNREADABLE, f"shard stops being readable here: {err}"))
+            yield SourceRecord(
+                f"webdataset:{shard.name}",
+                None,
+                error=(Reason.UNREADABLE, f"shard stops being readable here: {err}"),
+            )
 
 
 def _tar_samples(shard: str, tar: tarfile.TarFile) -> Iterator[SourceRecord]:
@@ -127,8 +130,9 @@ def _tar_sample(shard: str, key: str, files: dict[str, bytes]) -> SourceRecord:
     return SourceRecord(ref, caption, data=image)
 
 
-def parquet_records(source: Path, image_column: str, caption_column: str,
-                    batch_rows: int = 64) -> Iterator[SourceRecord]:
+def parquet_records(
+    source: Path, image_column: str, caption_column: str, batch_rows: int = 64
+) -> Iterator[SourceRecord]:
     """Rows of parquet files; images as HF {bytes, path} structs or raw bytes."""
     files = [source] if source.is_file() else sorted(source.glob("*.parquet"))
     for file in files:
@@ -136,13 +140,16 @@ def parquet_records(source: Path, image_column: str, caption_column: str,
         names = parquet.schema_arrow.names
         for column, option in ((image_column, "image_column"), (caption_column, "caption_column")):
             if column not in names:
-                raise SourceError(f"{file}: no column {column!r} (prepare.{option}); "
-                                  f"columns are {names}")
+                raise SourceError(
+                    f"{file}: no column {column!r} (prepare.{option}); columns are {names}"
+                )
         row = 0
-        for batch in parquet.iter_batches(batch_size=batch_rows,
-                                          columns=[image_column, caption_column]):
-            for image, caption in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(),
-                                      strict=True):
+        for batch in parquet.iter_batches(
+            batch_size=batch_rows, columns=[image_column, caption_column]
+        ):
+            for image, caption in zip(
+                batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
+            ):
                 yield _parquet_record(file, row, image, caption)
                 row += 1
 
@@ -160,8 +167,9 @@ def _parquet_record(file: Path, row: int, image: object, caption: str | None) ->
     return SourceRecord(ref, caption, error=(Reason.MISSING_IMAGE, "image cell is empty"))
 
 
-def open_source(source: str, image_column: str, caption_column: str, demo_scenes: int,
-                seed: int) -> Iterator[SourceRecord]:
+def open_source(
+    source: str, image_column: str, caption_column: str, demo_scenes: int, seed: int
+) -> Iterator[SourceRecord]:
     """Records of any source kind; see `source_kind` for how `source` is recognised."""
     kind = source_kind(source)
     if kind == "demo":

@@ -1,0 +1,47 @@
+"""params.yaml is read once into typed objects; mistakes name the key and the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components.config import ConfigError, load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("path", ["params.yaml", "infra/profiles/paper.yaml"])
+def test_shipped_profiles_parse(path):
+    params = load_params(ROOT / path)
+    assert list(params.scales) == ["1M", "2M", "3M", "4M", "5M"]
+
+
+def test_paper_profile_uses_paper_scales():
+    assert load_params(ROOT / "infra/profiles/paper.yaml").scales["5M"] == 5_000_000
+
+
+def test_unknown_key_is_named_with_the_file(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("prepare:\n  min_sid: 10\n")
+    with pytest.raises(ConfigError, match=r"(?s)params\.yaml.*prepare\.min_sid: unknown key"):
+        load_params(bad)
+
+
+def test_wrong_type_is_named_with_the_file(tmp_path):
+    bad = tmp_path / "custom.yaml"
+    bad.write_text("prepare:\n  samples_per_shard: lots\n")
+    with pytest.raises(ConfigError, match=r"(?s)custom\.yaml.*prepare\.samples_per_shard.*'lots'"):
+        load_params(bad)
+
+
+def test_scales_must_grow(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("scales:\n  1M: 10\n  2M: 5\n")
+    with pytest.raises(ConfigError, match="scales"):
+        load_params(bad)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        load_params(tmp_path / "nope.yaml")
