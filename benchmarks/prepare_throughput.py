@@ -44,20 +44,23 @@ def make_source(folder: Path, count: int) -> Path:
 
 def run_once(source: Path, out: Path, workers: int) -> dict[str, float]:
     start = time.perf_counter()
-    summary = prepare_dataset(folder_records(source), out, ImageLimits(64, 50_000_000), 1000,
-                              workers, progress=False)
+    summary = prepare_dataset(
+        folder_records(source), out, ImageLimits(64, 50_000_000), 1000, workers, progress=False
+    )
     seconds = time.perf_counter() - start
     to_mib = 1 / 1024  # ru_maxrss is in KiB on Linux
-    return {"seconds": seconds, "images": summary.inputs,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * to_mib,
-            "peak_worker_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * to_mib}
+    return {
+        "seconds": seconds,
+        "images": summary.inputs,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * to_mib,
+        "peak_worker_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * to_mib,
+    }
 
 
 def measure(source: Path, out: Path, workers: int) -> dict[str, float]:
     """One run in a fresh interpreter, so its peak memory is its own."""
     command = [sys.executable, __file__, "--single", str(source), str(out), str(workers)]
-    return json.loads(subprocess.run(command, check=True, capture_output=True,
-                                     text=True).stdout)
+    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
 
 
 def main() -> None:
@@ -79,15 +82,19 @@ def main() -> None:
         for workers in sorted({1, cores}):
             runs = [measure(small, Path(tmp) / "out", workers) for _ in range(args.repeats)]
             rates[workers] = statistics.median(args.images / r["seconds"] for r in runs)
-            print(f"  workers={workers}: {rates[workers]:.1f} images/s, peak RSS main "
-                  f"{statistics.median(r['peak_rss_mib'] for r in runs):.0f} MiB, worker "
-                  f"{statistics.median(r['peak_worker_rss_mib'] for r in runs):.0f} MiB")
+            print(
+                f"  workers={workers}: {rates[workers]:.1f} images/s, peak RSS main "
+                f"{statistics.median(r['peak_rss_mib'] for r in runs):.0f} MiB, worker "
+                f"{statistics.median(r['peak_worker_rss_mib'] for r in runs):.0f} MiB"
+            )
         if cores > 1:
             print(f"  speed-up with {cores} workers: {rates[cores] / rates[1]:.2f}x")
         peaks = [measure(src, Path(tmp) / "out", 1)["peak_rss_mib"] for src in (small, large)]
-        print(f"  peak RSS, 1 worker: {peaks[0]:.0f} MiB at {args.images} images, "
-              f"{peaks[1]:.0f} MiB at {2 * args.images} images "
-              f"(ratio {peaks[1] / peaks[0]:.2f})")
+        print(
+            f"  peak RSS, 1 worker: {peaks[0]:.0f} MiB at {args.images} images, "
+            f"{peaks[1]:.0f} MiB at {2 * args.images} images "
+            f"(ratio {peaks[1] / peaks[0]:.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -34,5 +34,11 @@ def prepare_flow(
 ) -> PrepareSummary:
     """Images + captions from `source` -> WebDataset shards, manifest and rejections in `out`."""
     summary = build_shards(source, out, params, metrics)
-    get_run_logger().info(summary.line())
+    logger = get_run_logger()
+    logger.info(summary.line())
+    if summary.rejected_by_reason:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in summary.rejected_by_reason.items())
+        logger.warning(
+            "rejected by reason: %s; one line each in %s", reasons, out / "rejected.jsonl"
+        )
     return summary

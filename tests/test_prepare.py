@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from components.data.prepare import prepare_dataset
+from components.data.prepare import ordered_map, prepare_dataset
 from components.data.sources import folder_records
 from tests.conftest import LIMITS, image_bytes, noise_image, write_folder
 
@@ -172,3 +174,14 @@ def test_pixels_survive_the_round_trip(prepared):
     assert np.array_equal(
         np.asarray(Image.open(io.BytesIO(sample["png"]))), np.asarray(noise_image(3))
     )
+
+
+def _exit_on_three(item: int) -> int:
+    if item == 3:
+        os._exit(1)  # what an out-of-memory kill looks like from the parent
+    return item
+
+
+def test_a_dying_worker_fails_the_run_instead_of_hanging():
+    with pytest.raises(BrokenProcessPool):
+        list(ordered_map(_exit_on_three, range(40), workers=2))

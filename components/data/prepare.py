@@ -8,6 +8,7 @@ import multiprocessing
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -69,15 +70,17 @@ def process_record(record: SourceRecord, limits: ImageLimits) -> Sample | Reject
         caption = decode_caption(record.caption)
         data = record.data if record.data is not None else _read(record.path)
         decoded = decode_image(data, limits)
+        stored = ("jpg", data) if decoded.keep_source_bytes else ("png", encode_png(decoded.rgb))
     except InputRejected as rejected:
         return Rejection(record.ref, rejected.reason, rejected.detail)
+    except Exception as err:  # untrusted bytes: a decoder failing on one input must not stop a run
+        return Rejection(record.ref, Reason.CORRUPT, f"{type(err).__name__}: {err}")
     digest = decoded.sha256
-    ext, payload = ("jpg", data) if decoded.keep_source_bytes else ("png", encode_png(decoded.rgb))
     return Sample(
         ref=record.ref,
         key=digest[:KEY_HEX_DIGITS],
-        ext=ext,
-        image=payload,
+        ext=stored[0],
+        image=stored[1],
         width=decoded.rgb.width,
         height=decoded.rgb.height,
         caption=caption,
@@ -87,7 +90,7 @@ def process_record(record: SourceRecord, limits: ImageLimits) -> Sample | Reject
 
 def _read(path: str) -> bytes:
     try:
-        with open(path, "rb") as handle:  # noqa: PTH123 - the path comes from the source
+        with open(path, "rb") as handle:
             return handle.read()
     except FileNotFoundError:
         raise InputRejected(Reason.MISSING_IMAGE, "no such file") from None
@@ -100,19 +103,23 @@ R = TypeVar("R")
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
-    """map() over a process pool, in input order, with a bounded number of items in flight."""
+    """map() over worker processes, in input order, with a bounded number of items in flight.
+
+    A worker that dies (killed for memory, say) raises BrokenProcessPool instead of hanging.
+    """
     if workers == 1:
         yield from map(fn, items)
         return
     in_flight = 8 * workers  # bounds memory: the source is read only this far ahead
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        pending: deque = deque()
+    spawn = multiprocessing.get_context("spawn")  # no fork of a threaded (Prefect) process
+    with ProcessPoolExecutor(workers, mp_context=spawn) as pool:
+        pending: deque[Future[R]] = deque()
         for item in items:
-            pending.append(pool.apply_async(fn, (item,)))
+            pending.append(pool.submit(fn, item))
             if len(pending) >= in_flight:
-                yield pending.popleft().get()
+                yield pending.popleft().result()
         while pending:
-            yield pending.popleft().get()
+            yield pending.popleft().result()
 
 
 class _Outputs:
