@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -25,11 +26,56 @@ class PrepareConfig(_Strict):
     demo_scenes: int = Field(64, ge=0)  # procedurally generated scenes added to the demo photos
 
 
+class ModelsConfig(_Strict):
+    """Every model by a library id or a local folder, loaded by its library's own loader.
+
+    The embedded default points at the tiny random zoo that `regionedit zoo` writes;
+    infra/profiles/paper.yaml names the real checkpoints.
+    """
+
+    zoo: str = "models/zoo"  # where `regionedit zoo` writes the tiny models
+    clip: str = "local-dir:models/zoo/clip"  # open_clip name; paper: ViT-L-14
+    clip_pretrained: str | None = None  # open_clip pretrained tag; paper: openai
+    instruction_encoder: str = "models/zoo/t5"  # paper: google/flan-t5-base
+    inpainting: str = "models/zoo/sd-inpainting"  # diffusers folder or id of an SD inpainting model
+    captioner: str = "models/zoo/captioner"  # paper: Qwen/Qwen2.5-VL-7B-Instruct
+    writer: str = "models/zoo/writer"  # paper: Qwen/Qwen2.5-7B-Instruct
+    metric_clip: str = "local-dir:models/zoo/metric-clip"  # MagicBrush eval: ViT-B-32
+    metric_clip_pretrained: str | None = None  # MagicBrush eval: openai
+    dino: str = "models/zoo/dino"  # MagicBrush eval: facebook/dino-vits16
+    trust_remote_code: bool = False  # never run code shipped with a checkpoint unless asked
+
+
+class MethodConfig(_Strict):
+    """The region head, its losses (Eqs. 4-11) and the frozen generator in the loop (App. A)."""
+
+    heads: int = Field(4, ge=1)  # attention heads in the cross- and self-attention blocks
+    tau: float = Field(0.5, ge=0.0, le=1.0)  # threshold on P_region for the hard mask
+    alpha: float = 1.0  # weight of L_semAlign
+    beta: float = 1.0  # weight of the CLIP losses
+    lambda_g: float = 1.0  # L_CLIPg: edit vs target description
+    lambda_d: float = 1.0  # L_CLIPd: edit direction vs description direction
+    lambda_s: float = 1.0  # L_CLIPs: patch-similarity structure kept
+    resolution: int = Field(64, ge=16)  # generation resolution, a multiple of the VAE factor
+    steps: int = Field(4, ge=1)  # K denoising steps
+    guidance_scale: float = Field(7.5, ge=1.0)  # classifier-free guidance
+    scheduler: str | None = None  # a diffusers scheduler class name; None = the checkpoint's
+    masked_image_latents: Literal["exact", "approx"] = "exact"  # see DESIGN §4
+    composition: Literal["pixel", "latent"] = "pixel"  # where res = M*gen + (1-M)*src is formed
+    proposal_dilation: int = Field(1, ge=0)  # grid cells generated around the hard mask
+    min_proposal_cells: int = Field(1, ge=1)  # highest-P cells always generated: no dead start
+    feather: int = Field(3, ge=0)  # pixels of soft edge when pasting the source back
+    instruction_tokens: int = Field(64, ge=4)  # instruction encoder context
+    max_pixels: int = Field(50_000_000, ge=1)  # Editor.edit refuses larger images
+
+
 class Params(_Strict):
     """The whole of params.yaml."""
 
     seed: int = 0  # one seed for every random choice (scene generation, scale order)
     prepare: PrepareConfig = PrepareConfig()
+    models: ModelsConfig = ModelsConfig()
+    method: MethodConfig = MethodConfig()
     scales: dict[str, int] = {
         "1M": 1_000_000,
         "2M": 2_000_000,

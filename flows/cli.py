@@ -67,3 +67,22 @@ def prepare(
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     typer.echo(summary.line())
+
+
+@app.command()
+def zoo(
+    out: Annotated[Path | None, typer.Option(help="output folder; default: models.zoo")] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Build the tiny random models of the embedded default (offline, seeded by `seed`)."""
+    from flows.zoo import zoo_flow
+
+    try:
+        settings = load_params(params)
+    except ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    folder = out or Path(settings.models.zoo)
+    paths = zoo_flow(folder, settings.seed)
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    typer.echo(f"zoo: {len(paths)} models ({', '.join(paths)}) in {folder}, {size / 1e6:.1f} MB")

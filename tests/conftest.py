@@ -1,9 +1,10 @@
-"""Shared fixtures: images made in memory, captioned folders, the Prefect test harness."""
+"""Shared fixtures: images made in memory, captioned folders, the Prefect test harness, the zoo."""
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 from PIL import Image
 
 from components.data.images import ImageLimits
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub, even by mistake
 
 LIMITS = ImageLimits(min_side=16, max_pixels=1_000_000)
 
@@ -46,3 +49,29 @@ def prefect_harness():
 
     with prefect_test_harness():
         yield
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny model zoo (seed 0), built once per session; tests only read it."""
+    from components.zoo.build import build_zoo
+
+    return build_zoo(tmp_path_factory.mktemp("zoo"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def zoo_params(zoo: dict[str, Path]):
+    """The embedded default params, pointed at the session's zoo, with few denoising steps."""
+    from components.config import MethodConfig, ModelsConfig, Params
+
+    models = ModelsConfig(
+        zoo=str(Path(zoo["clip"]).parent),
+        clip=f"local-dir:{zoo['clip']}",
+        instruction_encoder=str(zoo["t5"]),
+        inpainting=str(zoo["sd-inpainting"]),
+        captioner=str(zoo["captioner"]),
+        writer=str(zoo["writer"]),
+        metric_clip=f"local-dir:{zoo['metric-clip']}",
+        dino=str(zoo["dino"]),
+    )
+    return Params(models=models, method=MethodConfig(steps=2))

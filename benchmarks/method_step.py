@@ -1,0 +1,129 @@
+"""Time and peak memory of one training step and one edit, broken down by component.
+
+    python benchmarks/method_step.py [--params params.yaml] [--device cpu|cuda] [--batch 4]
+                                     [--repeats 5] [--json OUT]
+
+The models are those params.yaml names (the tiny zoo by default: run `regionedit zoo` first).
+Components are the stages RegionEditModel.forward and Editor.edit mark (encoders, head,
+generation, composition, clip_on_result, losses, backward; for an edit also paste_back), so
+this breakdown follows the code instead of copying it. Peak memory is the CUDA allocator's
+peak within each component on a GPU, and the process's peak RSS so far on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+from components.config import load_params
+from components.editing import Editor
+from components.method.build import build_region_edit_model
+from tests.method_data import DEMO_EDITS, demo_batch, demo_photo
+
+
+class Breakdown:
+    """Collects seconds and peak bytes per named component over repeated runs."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds: dict[str, list[float]] = defaultdict(list)
+        self.peak_bytes: dict[str, int] = defaultdict(int)
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        start = time.perf_counter()
+        yield
+        if cuda:
+            torch.cuda.synchronize(self.device)
+        self.seconds[name].append(time.perf_counter() - start)
+        peak = (
+            torch.cuda.max_memory_allocated(self.device)
+            if cuda
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        )
+        self.peak_bytes[name] = max(self.peak_bytes[name], peak)
+
+    def table(self, title: str) -> dict[str, dict[str, float]]:
+        rows = {
+            name: {"median_seconds": statistics.median(times), "peak_bytes": self.peak_bytes[name]}
+            for name, times in self.seconds.items()
+        }
+        total = sum(row["median_seconds"] for row in rows.values())
+        print(f"\n{title}")
+        print(f"  {'component':<16}{'median ms':>12}{'share':>8}{'peak MiB':>12}")
+        for name, row in rows.items():
+            print(
+                f"  {name:<16}{row['median_seconds'] * 1e3:>12.1f}"
+                f"{row['median_seconds'] / total:>8.0%}{row['peak_bytes'] / 2**20:>12.0f}"
+            )
+        print(f"  {'total':<16}{total * 1e3:>12.1f}")
+        return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--batch", type=int, default=len(DEMO_EDITS))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", help="write the breakdown here")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = build_region_edit_model(params.models, params.method).to(device)
+    model.generator.to(device)
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-4)
+    images, t_o, t_ins, t_e = demo_batch(args.batch, params.method.resolution)
+    images = images.to(device)
+
+    step = Breakdown(device)
+    for repeat in range(args.repeats + 1):  # the first run warms up and is not counted
+        timer = step if repeat else Breakdown(device)
+        out = model(images, t_o, t_ins, t_e, torch.Generator(device).manual_seed(0), timer)
+        with timer("backward"):
+            optimizer.zero_grad()
+            out.terms["total"].backward()
+            optimizer.step()
+
+    editor = Editor(model)
+    photo, original, instruction, target = DEMO_EDITS[0]
+    image = demo_photo(photo)
+    edit = Breakdown(device)
+    for repeat in range(args.repeats + 1):
+        editor.edit(
+            image,
+            instruction,
+            original,
+            target,
+            seed=0,
+            stage=edit if repeat else Breakdown(device),
+        )
+
+    print(
+        f"device {device}, batch {args.batch}, resolution {params.method.resolution}, "
+        f"K = {params.method.steps} steps, median of {args.repeats}"
+    )
+    report = {
+        "training_step": step.table(f"one training step (batch {args.batch})"),
+        "edit": edit.table(f"one edit ({image.width}x{image.height} photo)"),
+    }
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(report, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""The public editing API: `Editor.from_params(...).edit(image, instruction, ...)`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from components.config import Params, load_params
+from components.data.images import to_rgb
+from components.method.build import build_region_edit_model
+from components.method.mask import feather, to_grid, upsample
+from components.method.model import RegionEditModel, Stage, untimed
+
+MIN_SIDE = 16  # pixels; smaller images carry no region worth predicting
+
+
+@dataclass
+class EditResult:
+    image: Image.Image  # RGB, the input's size; source pixels wherever `mask` is 0
+    mask: Image.Image  # "L", the input's size: the feathered region that was repainted
+    original_description: str
+    target_description: str
+
+
+class Editor:
+    """Instruction-driven editing with a trained (or fresh) region head."""
+
+    def __init__(self, model: RegionEditModel) -> None:
+        self.model = model.eval()
+        self.cfg = model.cfg
+
+    @classmethod
+    def from_params(
+        cls, params: str | Path | Params = "params.yaml", checkpoint: str | Path | None = None
+    ) -> Editor:
+        """Load every model named in params; `checkpoint` is a safetensors file of head weights
+        (None: a freshly initialised head, which only makes sense for smoke runs)."""
+        if not isinstance(params, Params):
+            params = load_params(params)
+        model = build_region_edit_model(params.models, params.method)
+        if checkpoint is not None:
+            model.head.load_state_dict(load_file(str(checkpoint)))
+        return cls(model)
+
+    @torch.no_grad()
+    def edit(
+        self,
+        image: Image.Image,
+        instruction: str,
+        original_description: str | None = None,
+        target_description: str | None = None,
+        seed: int = 0,
+        stage: Stage = untimed,
+    ) -> EditResult:
+        """Edit `image` as `instruction` says.
+
+        Until the describe stage lands, both descriptions are required: t_o (what the image
+        shows; an MLLM will write it) and t_e (the image after the edit; an LLM will write it
+        from t_o and the instruction). Non-RGB images are converted as `prepare` converts them
+        (transparency on white); the model works at `method.resolution` and the result is
+        resized back, with the source pasted back outside the feathered mask. `stage(name)`
+        wraps each component for benchmarks.
+        """
+        instruction = _required_text(instruction, "instruction")
+        t_o = _required_text(original_description, "original_description")
+        t_e = _required_text(target_description, "target_description")
+        source = self._check_image(image)
+        side, cfg, generator = self.cfg.resolution, self.cfg, self.model.generator
+        resized = np.array(source.resize((side, side), Image.Resampling.BICUBIC))
+        x = torch.from_numpy(resized).permute(2, 0, 1)[None].float().div(255)
+        x = x.to(generator.device)
+        with stage("encoders"):
+            features = self.model.frozen_features(x, [t_o], [instruction], [t_e])
+        with stage("head"):
+            head = self.model.head(features.f_img, features.f_ins, features.ins_padding)
+            grid = to_grid((head.p_region > cfg.tau).float())
+        if not grid.any():
+            return EditResult(source.copy(), Image.new("L", source.size, 0), t_o, t_e)
+        with stage("generation"):
+            z = generator.generate(
+                x * 2 - 1,
+                upsample(grid, (side, side)),
+                features.conditioning,
+                torch.Generator(generator.device).manual_seed(seed),
+                steps=cfg.steps,
+                guidance_scale=cfg.guidance_scale,
+                blend=True,
+                masked_image_latents=cfg.masked_image_latents,
+                z_src=features.z_src,
+            )
+            edited = ((generator.decode(z) + 1) * 127.5).round().byte()
+        with stage("paste_back"):
+            edited = Image.fromarray(edited[0].permute(1, 2, 0).cpu().numpy())
+            return self._paste_back(
+                source, edited.resize(source.size, Image.Resampling.BICUBIC), grid.cpu(), t_o, t_e
+            )
+
+    def _paste_back(
+        self, source: Image.Image, edited: Image.Image, grid: torch.Tensor, t_o: str, t_e: str
+    ) -> EditResult:
+        """Keep the source exactly outside the feathered mask (no VAE round-trip error there)."""
+        height, width = source.height, source.width
+        alpha = feather(upsample(grid, (height, width)), self.cfg.feather)[0, 0].numpy()[..., None]
+        src = np.asarray(source, dtype=np.float32)
+        blended = np.rint(alpha * np.asarray(edited, dtype=np.float32) + (1 - alpha) * src)
+        out = np.where(alpha > 0, blended, src).astype(np.uint8)
+        mask = Image.fromarray(np.rint(alpha[..., 0] * 255).astype(np.uint8), "L")
+        return EditResult(Image.fromarray(out, "RGB"), mask, t_o, t_e)
+
+    def _check_image(self, image: Image.Image) -> Image.Image:
+        if not isinstance(image, Image.Image):
+            raise TypeError(f"image must be a PIL.Image.Image, got {type(image).__name__}")
+        width, height = image.size
+        if min(width, height) < MIN_SIDE:
+            raise ValueError(
+                f"image is {width}x{height}: both sides must be at least {MIN_SIDE} pixels"
+            )
+        if width * height > self.cfg.max_pixels:
+            raise ValueError(
+                f"image is {width}x{height} = {width * height} pixels, more than "
+                f"method.max_pixels {self.cfg.max_pixels}: downscale it first"
+            )
+        return to_rgb(image.copy())
+
+
+def _required_text(text: str | None, name: str) -> str:
+    if text is None or not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {text!r}")
+    return " ".join(text.split())

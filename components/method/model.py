@@ -1,0 +1,143 @@
+"""One training step of the method: frozen encoders -> region head -> mask -> frozen generator
+-> differentiable composition -> CLIP on the result -> losses (paper §3, Appendix A)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from components.config import MethodConfig
+from components.method.composition import compose_in_latents, compose_in_pixels
+from components.method.encoders import FrozenEncoders
+from components.method.losses import RegionEditLoss
+from components.method.mask import proposal_region, straight_through_mask, to_grid, upsample
+from components.method.region_head import RegionHead
+
+Stage = Callable[[str], AbstractContextManager]
+
+
+def untimed(name: str) -> AbstractContextManager:
+    return nullcontext()
+
+
+@dataclass
+class FrozenFeatures:
+    """Everything computed without gradients from (X, t_o, t_ins, t_e)."""
+
+    t_o: Tensor
+    t_e: Tensor
+    i_ori: Tensor
+    f_img: Tensor
+    f_ins: Tensor
+    ins_padding: Tensor
+    conditioning: object  # the generator's prompt embeddings for t_e
+    z_src: Tensor
+
+
+@dataclass
+class StepOutput:
+    terms: dict[str, Tensor]  # every loss term by name, and "total"
+    p_region: Tensor  # (B, N)
+    mask: Tensor  # (B, 1, g, g) hard mask with a straight-through gradient
+    proposal: Tensor  # (B, 1, g, g) where content was generated
+    result: Tensor  # (B, 3, H, W) the composed edit, pixels in [0, 1]
+
+
+class RegionEditModel(nn.Module):
+    """The region head in the loop. Only `head` is trainable."""
+
+    def __init__(self, encoders: FrozenEncoders, generator, cfg: MethodConfig) -> None:
+        super().__init__()
+        self.encoders = encoders
+        self.generator = generator
+        self.cfg = cfg
+        self.head = RegionHead(encoders.dim, cfg.heads)
+        self.loss = RegionEditLoss(cfg.alpha, cfg.beta, cfg.lambda_g, cfg.lambda_d, cfg.lambda_s)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @torch.no_grad()
+    def frozen_features(
+        self, images: Tensor, t_o: list[str], t_ins: list[str], t_e: list[str]
+    ) -> FrozenFeatures:
+        i_ori, f_img = self.encoders.image(images)
+        f_ins, ins_padding = self.encoders.instruction(t_ins)
+        return FrozenFeatures(
+            t_o=self.encoders.text(t_o),
+            t_e=self.encoders.text(t_e),
+            i_ori=i_ori,
+            f_img=f_img,
+            f_ins=f_ins,
+            ins_padding=ins_padding,
+            conditioning=self.generator.encode_prompt(t_e),
+            z_src=self.generator.encode_source(images * 2 - 1),
+        )
+
+    def forward(
+        self,
+        images: Tensor,
+        t_o: list[str],
+        t_ins: list[str],
+        t_e: list[str],
+        generator: torch.Generator,
+        stage: Stage = untimed,
+    ) -> StepOutput:
+        """images (B, 3, H, W) in [0, 1] at `method.resolution`. `stage(name)` wraps each
+        component, so a benchmark can time them (encoders, head, generation, composition,
+        clip_on_result, losses) without a second copy of this sequence."""
+        cfg = self.cfg
+        with stage("encoders"):
+            features = self.frozen_features(images, t_o, t_ins, t_e)
+        with stage("head"):
+            prediction = self.head(features.f_img, features.f_ins, features.ins_padding)
+            mask = to_grid(straight_through_mask(prediction.p_region, cfg.tau))
+            proposal = proposal_region(
+                prediction.p_region, cfg.tau, cfg.proposal_dilation, cfg.min_proposal_cells
+            )
+        with stage("generation"):
+            z_generated = self.generator.generate(
+                images * 2 - 1,
+                upsample(proposal, images.shape[-2:]),
+                features.conditioning,
+                generator,
+                steps=cfg.steps,
+                guidance_scale=cfg.guidance_scale,
+                blend=True,
+                masked_image_latents=cfg.masked_image_latents,
+                z_src=features.z_src,
+            )
+        with stage("composition"):
+            result = self._compose(mask, proposal, z_generated, features.z_src, images)
+        with stage("clip_on_result"):
+            i_res, f_res = self.encoders.image(result)
+        with stage("losses"):
+            head = self.head
+            terms = self.loss(
+                head.f_sem(prediction.f_edited),
+                head.f_sem(features.f_img),
+                i_res,
+                features.i_ori,
+                features.t_e,
+                features.t_o,
+                f_res,
+                features.f_img,
+            )
+        return StepOutput(terms, prediction.p_region, mask, proposal, result)
+
+    def _compose(
+        self, mask: Tensor, proposal: Tensor, z_generated: Tensor, z_src: Tensor, images: Tensor
+    ) -> Tensor:
+        if self.cfg.composition == "latent":
+            return compose_in_latents(mask, z_generated, z_src, self._decode)
+        with torch.no_grad():  # in pixel space the generation is a constant
+            inside = upsample(proposal, images.shape[-2:]).bool()
+            generated = torch.where(inside, self._decode(z_generated), images)
+        return compose_in_pixels(mask, generated, images)
+
+    def _decode(self, latents: Tensor) -> Tensor:
+        return (self.generator.decode(latents) + 1) / 2

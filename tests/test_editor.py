@@ -1,0 +1,84 @@
+"""`Editor.edit`: source pixels kept outside the mask, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from components.editing import Editor
+from tests.method_data import DEMO_EDITS, demo_photo
+
+PHOTO, T_O, T_INS, T_E = DEMO_EDITS[0]
+
+
+def editor_for(zoo_params, **method) -> Editor:
+    return Editor.from_params(
+        zoo_params.model_copy(update={"method": zoo_params.method.model_copy(update=method)})
+    )
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    return demo_photo(PHOTO).resize((90, 60))  # not square, not the model's resolution
+
+
+def edit(editor: Editor, image: Image.Image, instruction: str = T_INS, seed: int = 0):
+    return editor.edit(
+        image, instruction, original_description=T_O, target_description=T_E, seed=seed
+    )
+
+
+def test_empty_mask_returns_the_input_exactly(zoo_params, photo):
+    result = edit(editor_for(zoo_params, tau=1.0), photo)  # no P can exceed 1: empty mask
+    assert np.array_equal(np.asarray(result.image), np.asarray(photo))
+    assert not np.asarray(result.mask).any()
+
+
+@pytest.mark.parametrize("tau", [0.3, 0.5, 0.6])
+def test_pixels_outside_the_feathered_mask_are_the_source(zoo_params, photo, tau):
+    result = edit(editor_for(zoo_params, tau=tau), photo)
+    assert result.image.size == photo.size == result.mask.size and result.mask.mode == "L"
+    outside = np.asarray(result.mask) == 0
+    assert np.array_equal(np.asarray(result.image)[outside], np.asarray(photo)[outside])
+    assert (result.original_description, result.target_description) == (T_O, T_E)
+
+
+def test_some_mask_repaints_something(zoo_params, photo):
+    result = edit(editor_for(zoo_params, tau=0.0), photo)  # every cell above tau
+    assert np.asarray(result.mask).all()
+    assert not np.array_equal(np.asarray(result.image), np.asarray(photo))
+
+
+def test_same_seed_same_edit(zoo_params, photo):
+    editor = editor_for(zoo_params, tau=0.0)
+    first, again, other = (edit(editor, photo, seed=s) for s in (1, 1, 2))
+    assert np.array_equal(np.asarray(first.image), np.asarray(again.image))
+    assert not np.array_equal(np.asarray(first.image), np.asarray(other.image))
+
+
+@pytest.mark.parametrize("instruction", ["", "   \n", None])
+def test_empty_instruction_is_refused(zoo_params, photo, instruction):
+    with pytest.raises(ValueError, match="instruction must be a non-empty string"):
+        edit(editor_for(zoo_params), photo, instruction=instruction)
+
+
+def test_missing_descriptions_are_named(zoo_params, photo):
+    with pytest.raises(ValueError, match="target_description"):
+        editor_for(zoo_params).edit(photo, T_INS, original_description=T_O)
+
+
+def test_tiny_and_huge_images_are_refused(zoo_params):
+    editor = editor_for(zoo_params, max_pixels=200 * 200)
+    with pytest.raises(ValueError, match="at least 16 pixels"):
+        edit(editor, Image.new("RGB", (120, 10)))
+    with pytest.raises(ValueError, match="method.max_pixels"):
+        edit(editor, Image.new("RGB", (300, 300)))
+    with pytest.raises(TypeError, match="PIL"):
+        edit(editor, np.zeros((64, 64, 3), np.uint8))
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK"])
+def test_non_rgb_images_are_converted(zoo_params, photo, mode):
+    result = edit(editor_for(zoo_params), photo.convert(mode))
+    assert result.image.mode == "RGB" and result.image.size == photo.size

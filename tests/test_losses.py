@@ -1,0 +1,70 @@
+"""Each loss equals a hand computation on small fixed tensors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from components.method.losses import (
+    ClipGuidanceLoss,
+    RegionEditLoss,
+    SemanticAlignmentLoss,
+    cosine_distance,
+    patch_similarity,
+)
+
+
+def t(*rows):
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def test_cosine_distance_by_hand():
+    assert cosine_distance(t([1, 0]), t([0, 1])).item() == pytest.approx(1.0)
+    assert cosine_distance(t([2, 0]), t([5, 0])).item() == pytest.approx(0.0)
+    assert cosine_distance(t([1, 1]), t([1, 0])).item() == pytest.approx(1 - 1 / math.sqrt(2))
+    assert cosine_distance(t([1, 0]), t([-3, 0])).item() == pytest.approx(2.0)
+
+
+def test_semantic_alignment_by_hand():
+    # d(f_sem(F_Editedimg), T_e) + d(f_sem(F_img), T_o), averaged over the batch of two
+    terms = SemanticAlignmentLoss()(
+        t([1, 0], [1, 1]), t([1, 0], [0, 1]), t([0, 1], [1, 1]), t([1, 0], [0, -1])
+    )
+    assert terms["sem_align"].item() == pytest.approx(((1 + 0) + (0 + 2)) / 2)
+
+
+def test_clip_guidance_by_hand():
+    i_res, i_ori = t([3, 4]), t([3, 0])
+    t_e, t_o = t([4, 3]), t([0, 3])
+    f_img = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # Sim = identity
+    f_res = torch.tensor([[[1.0, 0.0], [2.0, 0.0]]])  # Sim = all ones
+    terms = ClipGuidanceLoss()(i_res, i_ori, t_e, t_o, f_res, f_img)
+    assert terms["clip_global"].item() == pytest.approx(1 - 24 / 25)
+    # directions: (0, 4) vs (4, 0) are orthogonal
+    assert terms["clip_direction"].item() == pytest.approx(1.0)
+    # (I - ones)^2 has two 1s among four entries
+    assert terms["clip_structure"].item() == pytest.approx(0.5)
+
+
+def test_patch_similarity_is_pairwise_cosine():
+    tokens = torch.tensor([[[3.0, 4.0], [4.0, 3.0], [0.0, 2.0]]])
+    sim = patch_similarity(tokens)[0]
+    assert sim[0, 1].item() == pytest.approx(24 / 25)
+    assert sim[0, 2].item() == pytest.approx(4 / 5)
+    assert torch.allclose(sim.diagonal(), torch.ones(3))
+
+
+def test_total_weights_every_term():
+    loss = RegionEditLoss(alpha=2.0, beta=0.5, lambda_g=1.0, lambda_d=3.0, lambda_s=10.0)
+    f_img = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    f_res = torch.tensor([[[1.0, 0.0], [2.0, 0.0]]])
+    terms = loss(t([1, 0]), t([1, 0]), t([3, 4]), t([3, 0]), t([4, 3]), t([0, 3]), f_res, f_img)
+    sem = (
+        cosine_distance(t([1, 0]), t([4, 3])).item() + cosine_distance(t([1, 0]), t([0, 3])).item()
+    )
+    clip = 1.0 * (1 / 25) + 3.0 * 1.0 + 10.0 * 0.5
+    assert terms["sem_align"].item() == pytest.approx(sem)
+    assert terms["clip"].item() == pytest.approx(clip)
+    assert terms["total"].item() == pytest.approx(2.0 * sem + 0.5 * clip)
