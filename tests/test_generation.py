@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from components.generation.inpainting import InpaintingGenerator
 from components.models.inpainting import load_inpainting
+from components.models.loading import ModelLoadError
 from components.zoo.inpainting import build_inpainting
 
 PROMPTS = ["a red cat on a sofa", "a dog"]
@@ -154,12 +155,12 @@ def test_refuses_pickled_weights(sd_folder, tmp_path) -> None:
     weights = folder / "vae" / "diffusion_pytorch_model.safetensors"
     torch.save(load_file(weights), folder / "vae" / "diffusion_pytorch_model.bin")
     weights.unlink()
-    with pytest.raises(ValueError, match=r"pickled/vae .*only pickled weights"):
+    with pytest.raises(ModelLoadError, match=r"pickled/vae: holds only pickled weights"):
         load_inpainting(str(folder))
 
 
 def test_missing_folder_says_to_build_the_zoo(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="regionedit zoo"):
+    with pytest.raises(ModelLoadError, match="regionedit zoo"):
         load_inpainting(str(tmp_path / "models" / "zoo" / "sd-inpainting"))
 
 

@@ -14,13 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from components.models.loading import freeze
+
 FIXED_PROJECTION_SEED = 0
-
-
-def freeze(module: nn.Module) -> nn.Module:
-    """No gradients, eval mode: the one way pretrained parts are frozen."""
-    module.requires_grad_(False)
-    return module.eval()
 
 
 class FrozenEncoders(nn.Module):

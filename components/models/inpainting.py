@@ -8,16 +8,12 @@ Freezing and `eval()` happen here and nowhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import diffusers
 from diffusers import AutoencoderKL, DiffusionPipeline, SchedulerMixin, UNet2DConditionModel
-from huggingface_hub.utils import HFValidationError, validate_repo_id
-from torch import nn
 from transformers import CLIPTextModel, CLIPTokenizer
 
-_WEIGHTED_PARTS = ("unet", "vae", "text_encoder")
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+from components.models.loading import checked_folder, freeze, local_folder
 
 
 @dataclass(frozen=True)
@@ -36,7 +32,8 @@ def load_inpainting(
 
     `trust_remote_code` is passed to the transformers loaders (diffusers' models take no such flag).
     """
-    source = _checked_source(name)
+    folder = local_folder(name)
+    source = name if folder is None else str(checked_folder(folder))
     parts = InpaintingParts(
         unet=UNet2DConditionModel.from_pretrained(source, subfolder="unet", use_safetensors=True),
         vae=AutoencoderKL.from_pretrained(source, subfolder="vae", use_safetensors=True),
@@ -52,32 +49,8 @@ def load_inpainting(
         scheduler=_load_scheduler(source, scheduler),
     )
     for module in (parts.unet, parts.vae, parts.text_encoder):
-        _freeze(module)
+        freeze(module)
     return parts
-
-
-def _checked_source(name: str) -> str:
-    """A local folder holding safetensors weights, or a hub id; a missing folder gets a hint."""
-    folder = Path(name).expanduser()
-    if folder.is_dir():
-        for part in _WEIGHTED_PARTS:
-            files = list((folder / part).glob("*"))
-            pickled = [f.name for f in files if f.suffix in _PICKLE_SUFFIXES]
-            if pickled and not any(f.suffix == ".safetensors" for f in files):
-                raise ValueError(
-                    f"inpainting model {folder / part} has only pickled weights ({pickled[0]}); "
-                    "they are refused because unpickling can run code: convert them to "
-                    "safetensors or use a checkpoint that ships them"
-                )
-        return str(folder)
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        raise FileNotFoundError(
-            f"inpainting model folder {name} does not exist: run `regionedit zoo` to build the "
-            "tiny models there, or set models.inpainting to a diffusers folder or hub id"
-        ) from None
-    return name
 
 
 def _load_scheduler(source: str, name: str | None) -> SchedulerMixin:
@@ -94,8 +67,3 @@ def _load_scheduler(source: str, name: str | None) -> SchedulerMixin:
             "or leave it unset to use the saved one"
         )
     return compatible[name].from_config(saved.config)
-
-
-def _freeze(module: nn.Module) -> None:
-    module.requires_grad_(False)
-    module.eval()

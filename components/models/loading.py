@@ -90,6 +90,12 @@ def load_dino(name: str) -> tuple[Any, ViTModel]:
     return processor, model
 
 
+def freeze(module: torch.nn.Module) -> torch.nn.Module:
+    """No gradients and eval mode: the one way a pretrained part is frozen."""
+    module.requires_grad_(False)
+    return module.eval()
+
+
 def local_folder(name: str) -> Path | None:
     """The folder `name` names, or None when it is a library or hub id."""
     if name.startswith(LOCAL_PREFIXES) or Path(name).exists():
