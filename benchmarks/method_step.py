@@ -24,9 +24,9 @@ from contextlib import contextmanager
 import torch
 
 from components.config import load_params
+from components.data.demo_edits import DEMO_EDITS, demo_edit_batch, demo_photo
 from components.editing import Editor
 from components.method.build import build_region_edit_model
-from tests.method_data import DEMO_EDITS, demo_batch, demo_photo
 
 
 class Breakdown:
@@ -86,7 +86,7 @@ def main() -> None:
     model = build_region_edit_model(params.models, params.method).to(device)
     model.generator.to(device)
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-4)
-    images, t_o, t_ins, t_e = demo_batch(args.batch, params.method.resolution)
+    images, t_o, t_ins, t_e = demo_edit_batch(args.batch, params.method.resolution)
     images = images.to(device)
 
     step = Breakdown(device)

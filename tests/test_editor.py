@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from components.data.demo_edits import DEMO_EDITS, demo_photo
 from components.editing import Editor
-from tests.method_data import DEMO_EDITS, demo_photo
 
 PHOTO, T_O, T_INS, T_E = DEMO_EDITS[0]
 

@@ -7,10 +7,10 @@ import itertools
 import pytest
 import torch
 
+from components.data.demo_edits import demo_edit_batch
 from components.method.build import build_region_edit_model
 from components.method.composition import compose_in_pixels
 from components.method.mask import straight_through_mask, to_grid, upsample
-from tests.method_data import demo_batch
 
 
 def frozen_parameters(model):
@@ -34,7 +34,7 @@ def fresh_model(zoo_params, **method):
 @pytest.mark.parametrize("composition", ["pixel", "latent"])
 def test_clip_loss_alone_reaches_every_region_parameter_and_nothing_frozen(zoo_params, composition):
     model = fresh_model(zoo_params, composition=composition)
-    out = model(*demo_batch(2, 64), generator=torch.Generator().manual_seed(0))
+    out = model(*demo_edit_batch(2, 64), generator=torch.Generator().manual_seed(0))
     assert out.result.grad_fn is not None  # a graph from the edit back to the head exists
     out.terms["clip"].backward()
     for name, parameter in model.head.named_parameters():
@@ -49,7 +49,7 @@ def test_clip_loss_alone_reaches_every_region_parameter_and_nothing_frozen(zoo_p
 def test_total_loss_reaches_every_trainable_parameter_and_only_those(zoo_params):
     model = fresh_model(zoo_params)
     assert {id(p) for p in model.trainable_parameters()} == {id(p) for p in model.head.parameters()}
-    out = model(*demo_batch(2, 64), generator=torch.Generator().manual_seed(0))
+    out = model(*demo_edit_batch(2, 64), generator=torch.Generator().manual_seed(0))
     out.terms["total"].backward()
     for name, parameter in model.head.named_parameters():
         assert torch.isfinite(parameter.grad).all() and parameter.grad.abs().sum() > 0, name
@@ -59,7 +59,7 @@ def test_empty_hard_mask_still_learns(zoo_params):
     model = fresh_model(zoo_params)
     with torch.no_grad():
         model.head.region_probability.mlp[-1].bias.fill_(-4.0)  # P ~ 0.02 everywhere
-    out = model(*demo_batch(2, 64), generator=torch.Generator().manual_seed(0))
+    out = model(*demo_edit_batch(2, 64), generator=torch.Generator().manual_seed(0))
     assert out.mask.sum() == 0 and out.proposal.sum() > 0
     out.terms["clip"].backward()
     assert model.head.region_probability.mlp[-1].bias.grad.abs() > 0
@@ -86,7 +86,7 @@ def _mask_after_descent(model, images, generated, target, initial, structure=0.0
 @pytest.fixture(scope="module")
 def generated_everywhere(zoo_params):
     model = fresh_model(zoo_params)
-    images, _, _, t_e = demo_batch(2, 64)
+    images, _, _, t_e = demo_edit_batch(2, 64)
     full = torch.ones(2, 1, 64, 64)
     z = model.generator.generate(
         images * 2 - 1,

@@ -7,15 +7,15 @@ import statistics
 import pytest
 import torch
 
+from components.data.demo_edits import demo_edit_batch
 from components.method.build import build_region_edit_model
-from tests.method_data import demo_batch
 
 
 @pytest.mark.slow
 def test_fifty_steps_on_four_demo_samples_lower_the_total_loss(zoo_params):
     torch.manual_seed(0)
     model = build_region_edit_model(zoo_params.models, zoo_params.method)
-    batch = demo_batch(4, zoo_params.method.resolution)
+    batch = demo_edit_batch(4, zoo_params.method.resolution)
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-3)
     totals = []
     for _ in range(50):

@@ -1,4 +1,7 @@
-"""Four demo photographs with hand-written descriptions and instructions, for method tests."""
+"""Four demo photographs with hand-written descriptions and instructions.
+
+For method tests and benchmarks until the `describe` stage writes t_o, t_ins and t_e.
+"""
 
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ def demo_photo(name: str) -> Image.Image:
     return Image.open(PHOTOS / name).convert("RGB")
 
 
-def demo_batch(n: int, side: int) -> tuple[torch.Tensor, list[str], list[str], list[str]]:
+def demo_edit_batch(n: int, side: int) -> tuple[torch.Tensor, list[str], list[str], list[str]]:
     """Images (n, 3, side, side) in [0, 1] and the three text lists."""
     rows = DEMO_EDITS[:n]
     pixels = [
