@@ -69,6 +69,50 @@ class MethodConfig(_Strict):
     max_pixels: int = Field(50_000_000, ge=1)  # Editor.edit refuses larger images
 
 
+class DescribeConfig(_Strict):
+    """`describe`: t_o (MLLM caption) and t_ins, t_e (LLM) for every prepared sample."""
+
+    backend: Literal["template", "transformers", "vllm"] = "template"
+    recaption: bool = False  # let the MLLM write t_o even where a caption exists
+    prompt_version: str = "v1"  # prompts live in components/describe/prompts/<version>/
+    max_attempts: int = Field(3, ge=1)  # a bad answer is retried with a new seed, then rejected
+    batch_size: int = Field(8, ge=1)  # prompts per generate() call
+    max_new_tokens: int = Field(96, ge=8)
+    sampling: Literal["greedy", "sample"] = "greedy"  # retries always sample, with a new seed
+    temperature: float = Field(0.7, gt=0.0)
+    min_chars: int = Field(3, ge=1)  # answer length bounds, per field
+    max_chars: int = Field(300, ge=8)
+    shards_per_task: int = Field(1, ge=1)  # one Prefect task per this many shards
+    task_runner: Literal["threads", "dask", "ray"] = "threads"
+    workers: int = Field(2, ge=1)  # concurrent shard tasks
+
+
+class TrainConfig(_Strict):
+    """Training the region head (Lightning), one run per data scale."""
+
+    batch_size: int = Field(4, ge=1)  # per process; the paper: 256 over 8 GPUs
+    lr: float = Field(1e-4, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    warmup_steps: int = Field(0, ge=0)
+    max_steps: int = Field(20, ge=1)  # optimizer steps per scale
+    accelerator: str = "cpu"  # lightning accelerator: cpu, gpu, auto
+    devices: int = Field(1, ge=1)  # processes per node; > 1 launches torchrun
+    num_nodes: int = Field(1, ge=1)
+    strategy: str = "auto"  # ddp when devices * num_nodes > 1
+    precision: str = "32-true"  # lightning precision, e.g. bf16-mixed on GPUs
+    num_workers: int = Field(0, ge=0)  # dataloader workers per process
+    checkpoint_every: int = Field(10, ge=1)  # steps between checkpoints
+    image_every: int = Field(10, ge=1)  # steps between image | region | edit grids
+    out: str = "checkpoints"  # one folder per scale inside
+
+
+class TrackingConfig(_Strict):
+    """MLflow. MLFLOW_TRACKING_URI, when set, wins over `uri`."""
+
+    uri: str = "sqlite:///mlflow.db"  # a SQLite file in the project folder (gitignored)
+    experiment: str = "regionedit"
+
+
 class Params(_Strict):
     """The whole of params.yaml."""
 
@@ -76,6 +120,9 @@ class Params(_Strict):
     prepare: PrepareConfig = PrepareConfig()
     models: ModelsConfig = ModelsConfig()
     method: MethodConfig = MethodConfig()
+    describe: DescribeConfig = DescribeConfig()
+    train: TrainConfig = TrainConfig()
+    tracking: TrackingConfig = TrackingConfig()
     scales: dict[str, int] = {
         "1M": 1_000_000,
         "2M": 2_000_000,
