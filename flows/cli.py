@@ -86,3 +86,78 @@ def zoo(
     paths = zoo_flow(folder, settings.seed)
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     typer.echo(f"zoo: {len(paths)} models ({', '.join(paths)}) in {folder}, {size / 1e6:.1f} MB")
+
+
+@app.command()
+def train(
+    scale: Annotated[list[str] | None, typer.Option(help="scale name(s); default: all")] = None,
+    prepared: Annotated[Path, typer.Option(help="output of prepare")] = Path("data/prepared"),
+    descriptions: Annotated[Path, typer.Option(help="output of describe")] = Path(
+        "data/descriptions/descriptions.parquet"
+    ),
+    metrics: Annotated[Path, typer.Option(help="final losses, one JSON per scale")] = Path(
+        "metrics/train"
+    ),
+    plots: Annotated[Path, typer.Option(help="loss curves, one CSV per scale")] = Path(
+        "plots/train"
+    ),
+    resume: Annotated[
+        bool,
+        typer.Option(help="continue from the scale's last checkpoint when its config is unchanged"),
+    ] = True,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Train the region head on the nested subset of each scale; one MLflow child run each."""
+    from flows.train import train_flow
+
+    try:
+        settings = load_params(params)
+    except ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    unknown = sorted(set(scale or ()) - set(settings.scales))
+    if unknown:
+        typer.echo(
+            f"error: unknown scale(s) {unknown}; params.yaml has {list(settings.scales)}", err=True
+        )
+        raise typer.Exit(2)
+    results = train_flow(
+        settings, scale or list(settings.scales), prepared, descriptions, metrics, plots, resume
+    )
+    for name, summary in results.items():
+        typer.echo(
+            f"train {name}: step {summary['step']} · L_total {summary['total']:.4f} · "
+            f"region-head version {summary['model_version']}"
+        )
+
+
+@app.command()
+def describe(
+    data: Annotated[Path, typer.Option(help="output of prepare")] = Path("data/prepared"),
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("data/descriptions"),
+    metrics: Annotated[
+        Path | None, typer.Option(help="counts JSON; default OUT/describe_metrics.json")
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="template, transformers or vllm; default: describe.backend"),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="only the first N samples")] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Write t_o, t_ins and t_e for the prepared samples: descriptions.parquet, rejected.jsonl."""
+    from components.config import DescribeConfig
+    from components.describe.errors import DescribeError
+    from flows.describe import run_describe
+
+    try:
+        settings = load_params(params)
+        override = {"backend": backend} if backend else {}
+        cfg = DescribeConfig.model_validate(settings.describe.model_dump() | override)
+        summary = run_describe(
+            data, out, settings.model_copy(update={"describe": cfg}), metrics, limit
+        )
+    except (ConfigError, DescribeError, ValidationError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(summary.line())

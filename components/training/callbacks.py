@@ -1,0 +1,112 @@
+"""Training callbacks: region pictures and loss curves (rank 0), a per-rank report (every rank)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from components.training.pictures import region_grid
+
+LOSS_COLUMNS = (
+    "step",
+    "total",
+    "sem_align",
+    "clip",
+    "clip_global",
+    "clip_direction",
+    "clip_structure",
+    "mask_fraction",
+)
+
+
+class RegionPictures(L.Callback):
+    """Every `every` steps, rank 0 logs an image | region | edit grid to the MLflow run."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        module: L.LightningModule,
+        outputs: Any,
+        batch: dict,
+        batch_idx: int,
+    ) -> None:
+        step = trainer.global_step
+        logger = trainer.logger
+        if not trainer.is_global_zero or logger is None or step % self.every:
+            return
+        grid = region_grid(batch["image"], outputs["mask"], outputs["result"])
+        logger.experiment.log_image(logger.run_id, grid, f"regions/step-{step:06d}.png")
+
+
+class LossCurve(L.Callback):
+    """Rank 0 writes every step's loss terms to a CSV (DVC plots); a resume keeps the rows
+    before the restored step, so the curve has each step once (on_train_start: after the
+    checkpoint's step is restored)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        kept = []
+        if self.path.exists():
+            with self.path.open(newline="") as handle:
+                kept = [
+                    row for row in csv.DictReader(handle) if int(row["step"]) <= trainer.global_step
+                ]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, LOSS_COLUMNS)
+            writer.writeheader()
+            writer.writerows(kept)
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        module: L.LightningModule,
+        outputs: Any,
+        batch: dict,
+        batch_idx: int,
+    ) -> None:
+        if not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        row = {"step": trainer.global_step}
+        row |= {name: f"{float(metrics[f'train/{name}']):.6f}" for name in LOSS_COLUMNS[1:]}
+        with self.path.open("a", newline="") as handle:
+            csv.DictWriter(handle, LOSS_COLUMNS).writerow(row)
+
+
+class RankReport(L.Callback):
+    """Each rank writes how many batches it ran and a checksum of its head: DDP must agree."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.batches = 0
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self.batches += 1
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        digest = hashlib.sha256()
+        for _, tensor in sorted(module.model.head.state_dict().items()):
+            digest.update(tensor.detach().cpu().to(torch.float32).numpy().tobytes())
+        self.folder.mkdir(parents=True, exist_ok=True)
+        report = {
+            "rank": trainer.global_rank,
+            "world_size": trainer.world_size,
+            "batches": self.batches,
+            "global_step": trainer.global_step,
+            "head_sha256": digest.hexdigest(),
+        }
+        (self.folder / f"rank-{trainer.global_rank}.json").write_text(json.dumps(report))

@@ -1,0 +1,72 @@
+"""The LightningModule: training steps, losses and optimizers only; the model is from components."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from components.config import TrainConfig
+from components.method.model import RegionEditModel
+
+HEAD_PREFIX = "model.head."
+
+
+class RegionEditModule(L.LightningModule):
+    def __init__(self, model: RegionEditModel, train: TrainConfig, seed: int) -> None:
+        super().__init__()
+        self.model = model
+        self.train_cfg = train
+        self.seed = seed
+        self.strict_loading = False  # checkpoints hold the trainable head only
+
+    def on_fit_start(self) -> None:
+        self.model.generator.to(self.device)  # frozen SD parts live outside the module tree
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        # a fresh generator per (step, rank): the same noise on a rerun or a resume
+        noise_seed = (self.seed * 1_000_003 + self.global_step) * 1_009 + self.global_rank
+        generator = torch.Generator(self.device).manual_seed(noise_seed)
+        out = self.model(batch["image"], batch["t_o"], batch["t_ins"], batch["t_e"], generator)
+        self.log_dict(
+            {f"train/{name}": value for name, value in out.terms.items()},
+            on_step=True,
+            prog_bar=False,
+            batch_size=batch["image"].shape[0],
+        )
+        self.log(
+            "train/mask_fraction",
+            out.mask.detach().mean(),
+            on_step=True,
+            batch_size=batch["image"].shape[0],
+        )
+        return {
+            "loss": out.terms["total"],
+            "mask": out.mask.detach(),
+            "result": out.result.detach(),
+        }
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        cfg = self.train_cfg
+        optimizer = torch.optim.AdamW(
+            self.model.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        warmup = max(cfg.warmup_steps, 1)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(1.0, (step + 1) / warmup)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = {
+            key: value
+            for key, value in checkpoint["state_dict"].items()
+            if key.startswith(HEAD_PREFIX)
+        }
+
+    def head_state(self) -> dict[str, torch.Tensor]:
+        return {
+            key: value.detach().cpu().contiguous()
+            for key, value in self.model.head.state_dict().items()
+        }

@@ -1,0 +1,169 @@
+"""Prefect flow for `train`: one task per scale; each launches `fit_scale` in this process or,
+for several processes, under torchrun in a subprocess (Lightning's own DDP launcher would re-run
+this flow in every rank: DESIGN §6). MLflow is driven from here: ranks only log metrics."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import torch
+from mlflow import MlflowClient
+from prefect import flow, get_run_logger, task
+from safetensors.torch import save_file
+
+from components.config import Params
+from components.training.fit import LAST, ScaleRun, fit_scale
+from components.training.module import HEAD_PREFIX
+from components.training.tracking import (
+    data_version,
+    digest,
+    git_commit,
+    register_head,
+    start_scale_run,
+    sweep_run,
+    training_config,
+)
+from flows.tracking import configure_tracking
+
+RUN_FILE = "run.json"  # in a scale's checkpoint folder: which config and MLflow run it belongs to
+HEAD_FILE = "head.safetensors"  # the head's weights, what Editor.from_params(checkpoint=) reads
+
+
+@task(name="train-scale")
+def train_scale(
+    params: Params,
+    scale: str,
+    prepared: Path,
+    descriptions: Path,
+    checkpoints: Path,
+    metrics: Path,
+    loss_curve: Path,
+    resume: bool,
+) -> dict:
+    logger = get_run_logger()
+    uri = configure_tracking(params.tracking)
+    client = MlflowClient(uri)
+    experiment = mlflow.get_experiment_by_name(params.tracking.experiment).experiment_id
+    version = data_version(prepared)
+    config = training_config(params, scale, version)
+    sweep = digest({key: value for key, value in config.items() if key not in ("scale", "count")})
+    folder = checkpoints / scale
+    previous = _previous_run(folder, digest(config)) if resume else None
+    if previous is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        loss_curve.unlink(missing_ok=True)
+        parent = sweep_run(client, experiment, sweep)
+        run_id = start_scale_run(
+            client,
+            experiment,
+            parent,
+            sweep,
+            params,
+            scale,
+            {"git_commit": git_commit(), "data_version": version},
+        )
+        folder.mkdir(parents=True)
+        (folder / RUN_FILE).write_text(json.dumps({"config": digest(config), "run_id": run_id}))
+    else:
+        run_id = previous
+        logger.info("resuming scale %s from %s (MLflow run %s)", scale, folder / LAST, run_id)
+    run = ScaleRun(scale, prepared, descriptions, folder, loss_curve, run_id, uri)
+    _launch(params, run, resume=previous is not None)
+    return _finish(client, run, metrics)
+
+
+def _previous_run(folder: Path, config: str) -> str | None:
+    """The MLflow run to continue: same config, and a checkpoint to resume from."""
+    record = folder / RUN_FILE
+    if not (record.is_file() and (folder / LAST).is_file()):
+        return None
+    saved = json.loads(record.read_text())
+    return saved["run_id"] if saved["config"] == config else None
+
+
+def _launch(params: Params, run: ScaleRun, resume: bool) -> None:
+    cfg = params.train
+    if cfg.devices * cfg.num_nodes == 1:
+        fit_scale(params, run, resume)
+        return
+    spec = run.folder / "launch.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "params": params.model_dump(mode="json"),
+                "resume": resume,
+                "run": {k: str(v) if isinstance(v, Path) else v for k, v in vars(run).items()},
+            }
+        )
+    )
+    rendezvous = ["--standalone"] if cfg.num_nodes == 1 else []  # multi-node: see infra/
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc-per-node={cfg.devices}",
+        f"--nnodes={cfg.num_nodes}",
+        *rendezvous,
+        "-m",
+        "flows.train_rank",
+        str(spec),
+    ]
+    subprocess.run(command, check=True)
+
+
+def _finish(client: MlflowClient, run: ScaleRun, metrics: Path) -> dict:
+    """Head weights, artifacts, the registered version, and the final losses for DVC."""
+    checkpoint = torch.load(run.folder / LAST, map_location="cpu", weights_only=True)
+    head = {
+        key.removeprefix(HEAD_PREFIX): value.contiguous()
+        for key, value in checkpoint["state_dict"].items()
+    }
+    save_file(head, run.folder / HEAD_FILE)
+    client.log_artifact(run.run_id, str(run.folder / HEAD_FILE), "head")
+    client.log_artifact(run.run_id, str(run.folder / LAST), "checkpoint")
+    version = register_head(client, run.run_id, "head", run.scale)
+    with run.loss_curve.open(newline="") as handle:
+        final = list(csv.DictReader(handle))[-1]
+    summary = {name: float(value) for name, value in final.items()}
+    summary |= {"step": int(summary["step"]), "model_version": int(version)}
+    metrics.parent.mkdir(parents=True, exist_ok=True)
+    metrics.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+@flow(name="train")
+def train_flow(
+    params: Params,
+    scales: list[str],
+    prepared: Path,
+    descriptions: Path,
+    metrics_dir: Path,
+    plots_dir: Path,
+    resume: bool = True,
+) -> dict[str, dict]:
+    """Train the region head once per scale; every scale is a child run of one sweep."""
+    results = {}
+    for scale in scales:
+        results[scale] = train_scale(
+            params,
+            scale,
+            prepared,
+            descriptions,
+            Path(params.train.out),
+            metrics_dir / f"{scale}.json",
+            plots_dir / f"{scale}.csv",
+            resume,
+        )
+        get_run_logger().info(
+            "scale %s: step %d, L_total %.4f",
+            scale,
+            results[scale]["step"],
+            results[scale]["total"],
+        )
+    return results

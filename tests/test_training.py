@@ -1,0 +1,205 @@
+"""Training through its real entry points: one step, 2-process DDP, kill and resume, MLflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from components.data.demo import demo_records
+from components.data.images import ImageLimits
+from components.data.prepare import prepare_dataset
+from components.training.fit import LAST, ScaleRun, fit_scale
+from flows.cli import app
+from flows.train import train_flow
+
+SHARD_SIZE = 7  # 21 photos + 8 scenes = 29 samples: shards of 7, 7, 7, 7 and 1
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> tuple[Path, Path]:
+    """Prepared demo shards (uneven) and a description per sample."""
+    root = tmp_path_factory.mktemp("training-data")
+    prepare_dataset(
+        demo_records(scenes=8, seed=0),
+        root / "prepared",
+        ImageLimits(64, 10**8),
+        SHARD_SIZE,
+        workers=1,
+        progress=False,
+    )
+    manifest = pd.read_parquet(root / "prepared" / "manifest.parquet")
+    descriptions = pd.DataFrame(
+        {
+            "key": manifest.key,
+            "t_o": manifest.caption,
+            "t_ins": "make it blue",
+            "t_e": manifest.caption + ", in blue",
+            "status": "ok",
+        }
+    )
+    descriptions.to_parquet(root / "descriptions.parquet")
+    return root / "prepared", root / "descriptions.parquet"
+
+
+def training_params(zoo_params, out: Path, **train):
+    defaults = {
+        "max_steps": 4,
+        "batch_size": 2,
+        "checkpoint_every": 2,
+        "image_every": 2,
+        "out": str(out / "checkpoints"),
+    }
+    return zoo_params.model_copy(
+        update={
+            "scales": {"1M": 4, "2M": 8},
+            "train": zoo_params.train.model_copy(update=defaults | train),
+        }
+    )
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch) -> str:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def run(tmp_path: Path, data, scale: str = "1M") -> ScaleRun:
+    return ScaleRun(
+        scale,
+        data[0],
+        data[1],
+        tmp_path / "checkpoints" / scale,
+        tmp_path / "plots" / f"{scale}.csv",
+        run_id=None,
+        tracking_uri=None,
+    )
+
+
+def loss_steps(path: Path) -> list[int]:
+    return list(pd.read_csv(path)["step"])
+
+
+def test_one_step(zoo_params, data, tmp_path):
+    scale = run(tmp_path, data)
+    fit_scale(training_params(zoo_params, tmp_path, max_steps=1), scale, resume=False)
+    assert (scale.folder / LAST).is_file()
+    assert loss_steps(scale.loss_curve) == [1]
+    report = json.loads((scale.folder / "ranks" / "rank-0.json").read_text())
+    assert report["batches"] == 1 and report["global_step"] == 1
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu(zoo_params, data, tmp_path, tracking, prefect_harness):
+    params = training_params(zoo_params, tmp_path, devices=2, strategy="ddp", max_steps=3)
+    train_flow(params, ["2M"], *data, tmp_path / "metrics", tmp_path / "plots")
+    reports = [
+        json.loads(p.read_text())
+        for p in sorted((tmp_path / "checkpoints" / "2M" / "ranks").glob("rank-*.json"))
+    ]
+    assert [r["rank"] for r in reports] == [0, 1] and {r["world_size"] for r in reports} == {2}
+    # 8 samples in uneven shards, and still the same number of batches on every rank
+    assert [r["batches"] for r in reports] == [3, 3]
+    assert reports[0]["head_sha256"] == reports[1]["head_sha256"]  # DDP kept the heads equal
+    assert json.loads((tmp_path / "metrics" / "2M.json").read_text())["step"] == 3
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_into_the_same_mlflow_run(zoo_params, data, tmp_path, tracking):
+    params_file = tmp_path / "params.yaml"
+    params = training_params(zoo_params, tmp_path, max_steps=30, checkpoint_every=2)
+    params_file.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    command = [
+        str(Path(sys.executable).parent / "regionedit"),
+        "train",
+        "--scale",
+        "1M",
+        "--params",
+        str(params_file),
+        "--prepared",
+        str(data[0]),
+        "--descriptions",
+        str(data[1]),
+        "--metrics",
+        str(tmp_path / "metrics"),
+        "--plots",
+        str(tmp_path / "plots"),
+    ]
+    last = tmp_path / "checkpoints" / "1M" / LAST
+    process = subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)  # the whole group: Prefect's server too
+    process.wait()
+    killed_at = torch.load(last, weights_only=True)["global_step"]
+    assert 0 < killed_at < 30 and not (tmp_path / "metrics" / "1M.json").exists()
+
+    resumed = CliRunner().invoke(app, command[1:])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((tmp_path / "metrics" / "1M.json").read_text())["step"] == 30
+    assert loss_steps(tmp_path / "plots" / "1M.csv") == list(range(1, 31))  # each step once
+    children = mlflow.search_runs(
+        experiment_names=[params.tracking.experiment], filter_string="tags.scale = '1M'"
+    )
+    assert len(children) == 1
+    history = mlflow.MlflowClient().get_metric_history(children.run_id[0], "train/total")
+    assert sorted({m.step for m in history}) == list(range(30))  # Lightning logs step - 1
+
+
+@pytest.mark.slow
+def test_two_scales_are_two_child_runs_of_one_sweep_and_learning_happens(
+    zoo_params, data, tmp_path, tracking, prefect_harness
+):
+    params = training_params(
+        zoo_params, tmp_path, max_steps=50, batch_size=4, lr=3e-3, image_every=10
+    )
+    results = train_flow(params, ["1M", "2M"], *data, tmp_path / "metrics", tmp_path / "plots")
+    runs = mlflow.search_runs(experiment_names=[params.tracking.experiment])
+    parents = runs[runs["tags.regionedit.role"] == "sweep"]
+    children = runs[runs["tags.regionedit.role"] == "scale"]
+    assert len(parents) == 1 and sorted(children["tags.scale"]) == ["1M", "2M"]
+    assert set(children["tags.mlflow.parentRunId"]) == {parents.run_id.iloc[0]}
+    assert children["tags.data_version"].nunique() == 1 and children["tags.git_commit"].all()
+    client = mlflow.MlflowClient()
+    for child in children.itertuples():
+        metrics = client.get_run(child.run_id).data.metrics
+        assert {
+            "train/total",
+            "train/sem_align",
+            "train/clip_global",
+            "train/clip_direction",
+            "train/clip_structure",
+        } <= set(metrics)
+        pictures = [a.path for a in client.list_artifacts(child.run_id, "regions")]
+        assert "regions/step-000010.png" in pictures
+        assert [a.path for a in client.list_artifacts(child.run_id, "head")] == [
+            "head/head.safetensors"
+        ]
+    for scale in ("1M", "2M"):
+        version = client.get_model_version_by_alias("region-head", f"scale-{scale}")
+        assert version.tags["scale"] == scale
+        assert results[scale]["model_version"] == int(version.version)
+    curve = pd.read_csv(tmp_path / "plots" / "1M.csv")["total"]
+    first, last = statistics.mean(curve[:5]), statistics.mean(curve[-5:])
+    print(
+        f"L_total on 4 samples: first 5 steps {first:.4f}, last 5 {last:.4f}, "
+        f"drop {1 - last / first:.1%}"
+    )
+    assert last < 0.85 * first
