@@ -74,7 +74,7 @@ def train_scale(
         run_id = previous
         logger.info("resuming scale %s from %s (MLflow run %s)", scale, folder / LAST, run_id)
     run = ScaleRun(scale, prepared, descriptions, folder, loss_curve, run_id, uri)
-    _launch(params, run, resume=previous is not None)
+    launch(params, run, resume=previous is not None)
     return _finish(client, run, metrics)
 
 
@@ -87,7 +87,7 @@ def _previous_run(folder: Path, config: str) -> str | None:
     return saved["run_id"] if saved["config"] == config else None
 
 
-def _launch(params: Params, run: ScaleRun, resume: bool) -> None:
+def launch(params: Params, run: ScaleRun, resume: bool) -> None:
     cfg = params.train
     if cfg.devices * cfg.num_nodes == 1:
         fit_scale(params, run, resume)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import resource
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,16 +90,27 @@ class LossCurve(L.Callback):
 
 
 class RankReport(L.Callback):
-    """Each rank writes how many batches it ran and a checksum of its head: DDP must agree."""
+    """Each rank writes what it did: batches, a checksum of its head (DDP ranks must agree),
+    samples/s, the share of wall time spent waiting between batches (an upper bound on data
+    loading, which must not be the bottleneck) and its peak memory."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.batches = 0
+    def __init__(self, folder: Path, batch_size: int) -> None:
+        self.folder, self.batch_size = folder, batch_size
+        self.batches, self.waited = 0, 0.0
+        self.started = self.last_end = 0.0
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.started = self.last_end = time.perf_counter()
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        self.waited += time.perf_counter() - self.last_end
 
     def on_train_batch_end(self, *args: Any) -> None:
         self.batches += 1
+        self.last_end = time.perf_counter()
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        seconds = time.perf_counter() - self.started
         digest = hashlib.sha256()
         for _, tensor in sorted(module.model.head.state_dict().items()):
             digest.update(tensor.detach().cpu().to(torch.float32).numpy().tobytes())
@@ -108,5 +121,9 @@ class RankReport(L.Callback):
             "batches": self.batches,
             "global_step": trainer.global_step,
             "head_sha256": digest.hexdigest(),
+            "seconds": seconds,
+            "samples_per_second": self.batches * self.batch_size / seconds,
+            "data_wait_share": self.waited / seconds,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
         (self.folder / f"rank-{trainer.global_rank}.json").write_text(json.dumps(report))

@@ -77,7 +77,7 @@ def fit_scale(params: Params, run: ScaleRun, resume: bool) -> None:
             ),
             RegionPictures(cfg.image_every),
             LossCurve(run.loss_curve),
-            RankReport(run.folder / "ranks"),
+            RankReport(run.folder / "ranks", cfg.batch_size),
         ],
         log_every_n_steps=1,
         enable_model_summary=False,
