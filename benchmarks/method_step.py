@@ -25,6 +25,7 @@ import torch
 
 from components.config import load_params
 from components.data.demo_edits import DEMO_EDITS, demo_edit_batch, demo_photo
+from components.describe.describer import Describer
 from components.editing import Editor
 from components.method.build import build_region_edit_model
 
@@ -98,7 +99,7 @@ def main() -> None:
             out.terms["total"].backward()
             optimizer.step()
 
-    editor = Editor(model)
+    editor = Editor(model, Describer.from_params(params))
     photo, original, instruction, target = DEMO_EDITS[0]
     image = demo_photo(photo)
     edit = Breakdown(device)

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from components.config import Params, load_params
 from components.data.images import to_rgb
+from components.describe.describer import Describer
 from components.method.build import build_region_edit_model
 from components.method.mask import feather, to_grid, upsample
 from components.method.model import RegionEditModel, Stage, untimed
@@ -30,9 +31,10 @@ class EditResult:
 class Editor:
     """Instruction-driven editing with a trained (or fresh) region head."""
 
-    def __init__(self, model: RegionEditModel) -> None:
+    def __init__(self, model: RegionEditModel, describer: Describer) -> None:
         self.model = model.eval()
         self.cfg = model.cfg
+        self.describer = describer
 
     @classmethod
     def from_params(
@@ -45,7 +47,7 @@ class Editor:
         model = build_region_edit_model(params.models, params.method)
         if checkpoint is not None:
             model.head.load_state_dict(load_file(str(checkpoint)))
-        return cls(model)
+        return cls(model, Describer.from_params(params))
 
     @torch.no_grad()
     def edit(
@@ -59,17 +61,22 @@ class Editor:
     ) -> EditResult:
         """Edit `image` as `instruction` says.
 
-        Until the describe stage lands, both descriptions are required: t_o (what the image
-        shows; an MLLM will write it) and t_e (the image after the edit; an LLM will write it
-        from t_o and the instruction). Non-RGB images are converted as `prepare` converts them
+        Missing descriptions are written by the `describe.backend` of params: t_o (what the
+        image shows) by the captioning MLLM, t_e (the image after the edit) from t_o and the
+        instruction by the LLM. The offline `template` backend cannot caption, so with it
+        `original_description` is required (DescribeError, a ValueError, otherwise), and it
+        writes t_e only for instructions it can parse (add / remove / replace / recolour).
+        Non-RGB images are converted as `prepare` converts them
         (transparency on white); the model works at `method.resolution` and the result is
         resized back, with the source pasted back outside the feathered mask. `stage(name)`
         wraps each component for benchmarks.
         """
         instruction = _required_text(instruction, "instruction")
-        t_o = _required_text(original_description, "original_description")
-        t_e = _required_text(target_description, "target_description")
         source = self._check_image(image)
+        t_o = _optional_text(original_description, "original_description")
+        t_o = t_o or self.describer.describe_image(source)
+        t_e = _optional_text(target_description, "target_description")
+        t_e = t_e or self.describer.target_description(t_o, instruction)
         side, cfg, generator = self.cfg.resolution, self.cfg, self.model.generator
         resized = np.array(source.resize((side, side), Image.Resampling.BICUBIC))
         x = torch.from_numpy(resized).permute(2, 0, 1)[None].float().div(255)
@@ -132,3 +139,8 @@ def _required_text(text: str | None, name: str) -> str:
     if text is None or not isinstance(text, str) or not text.strip():
         raise ValueError(f"{name} must be a non-empty string, got {text!r}")
     return " ".join(text.split())
+
+
+def _optional_text(text: str | None, name: str) -> str | None:
+    """None stays None (to be written by the describer); anything else must be real text."""
+    return None if text is None else _required_text(text, name)

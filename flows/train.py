@@ -14,6 +14,7 @@ from pathlib import Path
 import mlflow
 import torch
 from mlflow import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from prefect import flow, get_run_logger, task
 from safetensors.torch import save_file
 
@@ -75,7 +76,7 @@ def train_scale(
         logger.info("resuming scale %s from %s (MLflow run %s)", scale, folder / LAST, run_id)
     run = ScaleRun(scale, prepared, descriptions, folder, loss_curve, run_id, uri)
     launch(params, run, resume=previous is not None)
-    return _finish(client, run, metrics)
+    return _finish(client, run, metrics, params.scales[scale])
 
 
 def _previous_run(folder: Path, config: str) -> str | None:
@@ -117,7 +118,7 @@ def launch(params: Params, run: ScaleRun, resume: bool) -> None:
     subprocess.run(command, check=True)
 
 
-def _finish(client: MlflowClient, run: ScaleRun, metrics: Path) -> dict:
+def _finish(client: MlflowClient, run: ScaleRun, metrics: Path, count: int) -> dict:
     """Head weights, artifacts, the registered version, and the final losses for DVC."""
     checkpoint = torch.load(run.folder / LAST, map_location="cpu", weights_only=True)
     head = {
@@ -128,10 +129,14 @@ def _finish(client: MlflowClient, run: ScaleRun, metrics: Path) -> dict:
     client.log_artifact(run.run_id, str(run.folder / HEAD_FILE), "head")
     client.log_artifact(run.run_id, str(run.folder / LAST), "checkpoint")
     version = register_head(client, run.run_id, "head", run.scale)
+    parent = client.get_run(run.run_id).data.tags[MLFLOW_PARENT_RUN_ID]
     with run.loss_curve.open(newline="") as handle:
         final = list(csv.DictReader(handle))[-1]
     summary = {name: float(value) for name, value in final.items()}
     summary |= {"step": int(summary["step"]), "model_version": int(version)}
+    # the sweep's run gathers one point per scale (step = its sample count): a scaling curve
+    client.log_metric(parent, "final/total", summary["total"], step=count)
+    client.set_terminated(parent)
     metrics.parent.mkdir(parents=True, exist_ok=True)
     metrics.write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -63,9 +63,16 @@ def test_empty_instruction_is_refused(zoo_params, photo, instruction):
         edit(editor_for(zoo_params), photo, instruction=instruction)
 
 
-def test_missing_descriptions_are_named(zoo_params, photo):
-    with pytest.raises(ValueError, match="target_description"):
-        editor_for(zoo_params).edit(photo, T_INS, original_description=T_O)
+def test_missing_target_is_written_by_the_describe_backend(zoo_params, photo):
+    result = editor_for(zoo_params, tau=1.0).edit(
+        photo, "make the cat blue", original_description="an orange cat on a bed"
+    )
+    assert result.target_description == "a blue cat on a bed"  # template backend's recolour
+
+
+def test_missing_caption_with_a_backend_that_cannot_caption_says_so(zoo_params, photo):
+    with pytest.raises(ValueError, match="caption"):
+        editor_for(zoo_params).edit(photo, T_INS, target_description=T_E)
 
 
 def test_tiny_and_huge_images_are_refused(zoo_params):

@@ -175,6 +175,8 @@ def test_two_scales_are_two_child_runs_of_one_sweep_and_learning_happens(
     parents = runs[runs["tags.regionedit.role"] == "sweep"]
     children = runs[runs["tags.regionedit.role"] == "scale"]
     assert len(parents) == 1 and sorted(children["tags.scale"]) == ["1M", "2M"]
+    scaling = mlflow.MlflowClient().get_metric_history(parents.run_id.iloc[0], "final/total")
+    assert sorted(m.step for m in scaling) == [4, 8]  # one point per scale, at its sample count
     assert set(children["tags.mlflow.parentRunId"]) == {parents.run_id.iloc[0]}
     assert children["tags.data_version"].nunique() == 1 and children["tags.git_commit"].all()
     client = mlflow.MlflowClient()
