@@ -43,6 +43,7 @@ class ModelsConfig(_Strict):
     metric_clip: str = "local-dir:models/zoo/metric-clip"  # MagicBrush eval: ViT-B-32
     metric_clip_pretrained: str | None = None  # MagicBrush eval: openai
     dino: str = "models/zoo/dino"  # MagicBrush eval: facebook/dino-vits16
+    baseline: str = "models/zoo/ip2p"  # InstructPix2Pix; paper: timbrooks/instruct-pix2pix
     trust_remote_code: bool = False  # never run code shipped with a checkpoint unless asked
 
 
@@ -107,6 +108,18 @@ class TrainConfig(_Strict):
     out: str = "checkpoints"  # one folder per scale inside
 
 
+class EvaluateConfig(_Strict):
+    """Evaluation on Emu Edit and MagicBrush, ours beside the InstructPix2Pix baseline."""
+
+    emu_edit: str = "data/benchmarks/emu_edit"  # a folder of the test set's parquet files
+    magicbrush: str = "data/benchmarks/magicbrush"  # the unzipped folder, or its parquet
+    limit: int | None = None  # cases (Emu Edit) or sessions (MagicBrush); None = all
+    baseline_guidance_scale: float = Field(7.5, ge=1.0)  # InstructPix2Pix text guidance
+    baseline_image_guidance_scale: float = Field(1.5, ge=1.0)  # and image guidance
+    grid_rows: int = Field(6, ge=1)  # rows of the input | region | ours | baseline picture
+    out: str = "evaluations"  # per-sample outputs, one folder per scale and benchmark
+
+
 class TrackingConfig(_Strict):
     """MLflow. MLFLOW_TRACKING_URI, when set, wins over `uri`."""
 
@@ -123,6 +136,7 @@ class Params(_Strict):
     method: MethodConfig = MethodConfig()
     describe: DescribeConfig = DescribeConfig()
     train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
     tracking: TrackingConfig = TrackingConfig()
     scales: dict[str, int] = {
         "1M": 1_000_000,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from components.config import ConfigError, PrepareConfig, load_params
+from components.config import ConfigError, Params, PrepareConfig, load_params
 from components.data.sources import SourceError
 
 # Offline machines: the ephemeral Prefect server's telemetry heartbeat would fail loudly.
@@ -161,3 +161,150 @@ def describe(
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     typer.echo(summary.line())
+
+
+@app.command()
+def edit(
+    image: Annotated[Path, typer.Option(help="the photo to edit")],
+    instruction: Annotated[str, typer.Option(help='e.g. "change the cat into a dog"')],
+    out: Annotated[Path, typer.Option(help="where the edited image goes")] = Path("edited.png"),
+    mask_out: Annotated[
+        Path | None, typer.Option(help="the region over the input; default OUT with -region")
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="head weights (.safetensors); default: the largest trained scale"),
+    ] = None,
+    original_description: Annotated[
+        str | None, typer.Option(help="t_o; default: captioned")
+    ] = None,
+    target_description: Annotated[
+        str | None, typer.Option(help="t_e; default: written from t_o and the instruction")
+    ] = None,
+    seed: int = 0,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Edit one image as the instruction says; also write the predicted region over it."""
+    from PIL import Image, UnidentifiedImageError
+
+    from components.editing import Editor
+    from components.pictures import overlay_region
+
+    try:
+        settings = load_params(params)
+        source = Image.open(image)
+        source.load()
+    except ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    except (OSError, UnidentifiedImageError) as err:
+        typer.echo(f"error: --image {image}: cannot read it as an image ({err})", err=True)
+        raise typer.Exit(2) from None
+    checkpoint = checkpoint or _trained_head(settings)
+    if checkpoint is None:
+        typer.echo(
+            "warning: no trained head found (run `dvc repro` or pass --checkpoint): "
+            "editing with an untrained, seeded head",
+            err=True,
+        )
+    try:
+        result = Editor.from_params(settings, checkpoint).edit(
+            source, instruction, original_description, target_description, seed=seed
+        )
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    mask_out = mask_out or out.with_name(f"{out.stem}-region{out.suffix or '.png'}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.image.save(out)
+    overlay_region(source.convert("RGB"), result.mask).save(mask_out)
+    typer.echo(
+        f"edited: {out} · region: {mask_out} · t_o: {result.original_description!r} · "
+        f"t_e: {result.target_description!r}"
+    )
+
+
+def _trained_head(settings: Params) -> Path | None:
+    """head.safetensors of the largest scale that has one, if any."""
+    for scale in reversed(list(settings.scales)):
+        head = Path(settings.train.out) / scale / "head.safetensors"
+        if head.is_file():
+            return head
+    return None
+
+
+@app.command()
+def benchmarks(
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("data/benchmarks"),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Write small Emu Edit and MagicBrush test sets from the demo data, in their real formats."""
+    from flows.evaluate import benchmarks_flow
+
+    settings = _load(params)
+    for name, path in benchmarks_flow(out, settings.seed).items():
+        typer.echo(f"{name}: {path}")
+
+
+@app.command()
+def evaluate(
+    scale: Annotated[str, typer.Option(help="the scale whose head is evaluated")],
+    benchmark: Annotated[str, typer.Option(help="emu_edit or magicbrush")],
+    data: Annotated[
+        Path | None, typer.Option(help="a downloaded copy; default: evaluate.<benchmark>")
+    ] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="head weights (.safetensors); default: the scale's")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="per-sample outputs")] = None,
+    metrics: Annotated[
+        Path | None, typer.Option(help="scores JSON; default metrics/<scale>/<benchmark>.json")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="a quick look at the first N")] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Ours and the InstructPix2Pix baseline on Emu Edit or MagicBrush, by their own metrics."""
+    from components.evaluation.benchmarks import BenchmarkError
+    from flows.evaluate import BENCHMARKS, evaluate_flow
+
+    settings = _load(params)
+    if benchmark not in BENCHMARKS or scale not in settings.scales:
+        typer.echo(
+            f"error: --benchmark must be one of {list(BENCHMARKS)} and --scale one of "
+            f"{list(settings.scales)}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        summary = evaluate_flow(settings, scale, benchmark, data, checkpoint, out, metrics, limit)
+    except BenchmarkError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    scores = summary["scores"]
+    typer.echo(
+        f"{scale} on {benchmark} ({summary['head']}): "
+        + ", ".join(
+            f"{name} {value:.4f}"
+            for name, value in scores.items()
+            if name.split("/")[-2] in ("ours", "baseline", "single", "multi")
+        )
+    )
+
+
+def _load(params: Path) -> Params:
+    try:
+        return load_params(params)
+    except ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("reports"),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """The paper's Tables 2-3 (markdown and CSV) and the scaling plot, from MLflow."""
+    from flows.evaluate import report_flow
+
+    typer.echo(f"report: {report_flow(_load(params), out)}")

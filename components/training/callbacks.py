@@ -13,7 +13,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from components.training.pictures import region_grid
+from components.pictures import region_grid
 
 LOSS_COLUMNS = (
     "step",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from components.zoo.chat import build_captioner, build_writer
 from components.zoo.clip import build_clip
-from components.zoo.inpainting import build_inpainting
+from components.zoo.inpainting import build_inpainting, build_instruct_pix2pix
 from components.zoo.metrics import build_dino, build_metric_clip
 from components.zoo.text import build_instruction_encoder
 
@@ -19,6 +19,7 @@ BUILDERS: dict[str, Callable[[Path, int], Path]] = {
     "clip": build_clip,
     "t5": build_instruction_encoder,
     "sd-inpainting": build_inpainting,
+    "ip2p": build_instruct_pix2pix,
     "captioner": build_captioner,
     "writer": build_writer,
     "metric-clip": build_metric_clip,

@@ -1,8 +1,9 @@
-"""A tiny, random Stable Diffusion inpainting pipeline, saved as a diffusers folder.
+"""Tiny, random Stable Diffusion pipelines, saved as diffusers folders.
 
-Same layout as a real SD inpainting checkpoint (unet/ with 9 input channels, vae/,
-text_encoder/, tokenizer/, scheduler/), so one loader serves both. The VAE keeps SD's
-8x downsampling so latent and mask grids have the real geometry.
+The inpainting one has the layout of a real SD inpainting checkpoint (unet/ with 9 input
+channels, vae/, text_encoder/, tokenizer/, scheduler/), so one loader serves both; the
+InstructPix2Pix one (8 input channels: [z_t, image latent]) is the evaluation's baseline.
+The VAE keeps SD's 8x downsampling so latent and mask grids have the real geometry.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from diffusers import (
     AutoencoderKL,
     DDIMScheduler,
     StableDiffusionInpaintPipeline,
+    StableDiffusionInstructPix2PixPipeline,
     UNet2DConditionModel,
 )
 from tokenizers.pre_tokenizers import ByteLevel
@@ -23,12 +25,35 @@ TEXT_WIDTH = 32
 
 
 def build_inpainting(out: Path, seed: int, in_channels: int = 9) -> Path:
-    """Write the tiny pipeline to `out` and return it (`in_channels=4`: a non-inpainting UNet)."""
+    """Write the tiny inpainting pipeline to `out` (`in_channels=4`: a non-inpainting UNet)."""
+    pipeline = StableDiffusionInpaintPipeline(
+        **_tiny_parts(seed, in_channels),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipeline.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def build_instruct_pix2pix(out: Path, seed: int) -> Path:
+    """Write a tiny InstructPix2Pix pipeline (the baseline of the evaluation) to `out`."""
+    pipeline = StableDiffusionInstructPix2PixPipeline(
+        **_tiny_parts(seed, in_channels=8),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipeline.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def _tiny_parts(seed: int, in_channels: int) -> dict:
     tokenizer = _character_tokenizer()
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         sample_size=8,
-        in_channels=in_channels,  # 9: [z_t, mask, masked-image latent]; 4: z_t alone
+        in_channels=in_channels,  # 9: [z_t, mask, masked latent]; 8: [z_t, image]; 4: z_t
         out_channels=4,
         block_out_channels=(32, 64),
         layers_per_block=1,
@@ -65,15 +90,20 @@ def build_inpainting(out: Path, seed: int, in_channels: int = 9) -> Path:
         )
     )
     scheduler = DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        set_alpha_to_one=False, steps_offset=1,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
     )  # SD 1.5's schedule
-    pipeline = StableDiffusionInpaintPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-    pipeline.save_pretrained(out, safe_serialization=True)
-    return out
+    return {
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "unet": unet,
+        "scheduler": scheduler,
+    }
 
 
 def _character_tokenizer() -> CLIPTokenizer:
