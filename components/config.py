@@ -112,6 +112,7 @@ class EvaluateConfig(_Strict):
     """Evaluation on Emu Edit and MagicBrush, ours beside the InstructPix2Pix baseline."""
 
     emu_edit: str = "data/benchmarks/emu_edit"  # a folder of the test set's parquet files
+    emu_edit_split: str = "test"  # rows of other splits are skipped (check the dataset card)
     magicbrush: str = "data/benchmarks/magicbrush"  # the unzipped folder, or its parquet
     limit: int | None = None  # cases (Emu Edit) or sessions (MagicBrush); None = all
     baseline_guidance_scale: float = Field(7.5, ge=1.0)  # InstructPix2Pix text guidance

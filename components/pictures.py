@@ -43,8 +43,10 @@ def overlay_region(image: Image.Image, mask: Image.Image) -> Image.Image:
 def comparison_grid(rows: list[list[Image.Image]], height: int = 160) -> Image.Image:
     """Pictures side by side, one row per case (e.g. input | region | ours | baseline),
     each scaled to `height` pixels, on white."""
-    scaled = [[p.convert("RGB").resize((max(1, round(p.width * height / p.height)), height))
-               for p in row] for row in rows]
+    scaled = [
+        [p.convert("RGB").resize((max(1, round(p.width * height / p.height)), height)) for p in row]
+        for row in rows
+    ]
     width = max(sum(p.width for p in row) for row in scaled)
     grid = Image.new("RGB", (width, height * len(scaled)), (255, 255, 255))
     for r, row in enumerate(scaled):

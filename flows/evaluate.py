@@ -67,7 +67,9 @@ def evaluate_benchmark(
     )
     rows = params.evaluate.grid_rows
     if benchmark == "emu_edit":
-        return evaluate_emu_edit(load_emu_edit(data, limit=limit), systems, metric_models, rows)
+        return evaluate_emu_edit(
+            load_emu_edit(data, params.evaluate.emu_edit_split, limit), systems, metric_models, rows
+        )
     return evaluate_magicbrush(load_magicbrush(data, limit=limit), systems, metric_models, rows)
 
 

@@ -133,13 +133,13 @@ def _finish(client: MlflowClient, run: ScaleRun, metrics: Path, count: int) -> d
     with run.loss_curve.open(newline="") as handle:
         final = list(csv.DictReader(handle))[-1]
     summary = {name: float(value) for name, value in final.items()}
-    summary |= {"step": int(summary["step"]), "model_version": int(version)}
+    summary["step"] = int(summary["step"])
     # the sweep's run gathers one point per scale (step = its sample count): a scaling curve
     client.log_metric(parent, "final/total", summary["total"], step=count)
     client.set_terminated(parent)
     metrics.parent.mkdir(parents=True, exist_ok=True)
-    metrics.write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    metrics.write_text(json.dumps(summary, indent=2) + "\n")  # no MLflow state: reproducible
+    return summary | {"model_version": int(version)}
 
 
 @flow(name="train")

@@ -57,6 +57,7 @@ def fit_scale(params: Params, run: ScaleRun, resume: bool) -> None:
             experiment_name=params.tracking.experiment,
             run_id=run.run_id,
             tracking_uri=run.tracking_uri,
+            synchronous=True,  # a killed run must not take its last steps' metrics with it
         )
     trainer = L.Trainer(
         max_steps=cfg.max_steps,
