@@ -77,11 +77,7 @@ def zoo(
     """Build the tiny random models of the embedded default (offline, seeded by `seed`)."""
     from flows.zoo import zoo_flow
 
-    try:
-        settings = load_params(params)
-    except ConfigError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    settings = _load(params)
     folder = out or Path(settings.models.zoo)
     paths = zoo_flow(folder, settings.seed)
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
@@ -110,11 +106,7 @@ def train(
     """Train the region head on the nested subset of each scale; one MLflow child run each."""
     from flows.train import train_flow
 
-    try:
-        settings = load_params(params)
-    except ConfigError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    settings = _load(params)
     unknown = sorted(set(scale or ()) - set(settings.scales))
     if unknown:
         typer.echo(

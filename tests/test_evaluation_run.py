@@ -92,7 +92,15 @@ def test_multi_turn_edits_the_systems_own_previous_output(harness, tmp_path):
 
 def test_report_lays_out_the_tables(tmp_path):
     scores = {
-        "1M": {"emu_edit": {"ours/clip_dir": 0.1, "ours/l1": 0.2, "baseline/l1": 0.3}},
+        "1M": {
+            "emu_edit": {
+                "ours/clip_dir": 0.1,
+                "ours/l1": 0.2,
+                "baseline/l1": 0.3,
+                "ours/add/l1": 0.4,
+                "baseline/add/l1": 0.5,
+            }
+        },
         "2M": {"emu_edit": {"ours/clip_dir": 0.15, "ours/l1": 0.25, "baseline/l1": 0.3}},
     }
     published = {"emu_edit": [{"method": "Paper", "clip_dir": 0.11}]}
@@ -105,6 +113,8 @@ def test_report_lays_out_the_tables(tmp_path):
         ("Paper", "published"),
     ]
     assert tables["magicbrush_single"] == []
+    per_task = {row["method"]: row["l1"] for row in tables["emu_edit_tasks"]}
+    assert per_task == {"ours (1M) · add": 0.4, "InstructPix2Pix (same harness) · add": 0.5}
     write_report(tables, tmp_path)
     markdown = (tmp_path / "tables.md").read_text()
     assert "| ours (2M) | this run | 0.1500 |" in markdown and "| Paper | published |" in markdown

@@ -17,16 +17,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
 PUBLISHED = Path(__file__).with_name("published.yaml")
+EMU_EDIT_COLUMNS = ("clip_dir", "clip_img", "clip_out", "l1", "dino")
 TABLES = {  # table -> (benchmark, score prefix under each system, metric columns)
-    "emu_edit": ("emu_edit", "", ("clip_dir", "clip_img", "clip_out", "l1", "dino")),
+    "emu_edit": ("emu_edit", "", EMU_EDIT_COLUMNS),
     "magicbrush_single": ("magicbrush", "single/", ("l1", "l2", "clip_i", "dino", "clip_t")),
     "magicbrush_multi": ("magicbrush", "multi/", ("l1", "l2", "clip_i", "dino", "clip_t")),
 }
 TITLES = {
     "emu_edit": "Table 2: Emu Edit test set",
+    "emu_edit_tasks": "Table 2, per task: Emu Edit test set",
     "magicbrush_single": "Table 3: MagicBrush test set, single-turn",
     "magicbrush_multi": "Table 3: MagicBrush test set, multi-turn",
 }
+COLUMNS = {table: spec[2] for table, spec in TABLES.items()} | {"emu_edit_tasks": EMU_EDIT_COLUMNS}
 LOWER_IS_BETTER = {"l1", "l2"}
 
 
@@ -70,7 +73,38 @@ def table_rows(
                 }
             )
         tables[table] = rows
+    tables["emu_edit_tasks"] = _task_rows(scores, counts)
     return tables
+
+
+def _task_rows(
+    scores: dict[str, dict[str, dict[str, float]]], counts: dict[str, int]
+) -> list[dict]:
+    """Emu Edit per task, for every scale and the baseline: `<system>/<task>/<metric>` scores."""
+    rows = []
+    for scale, benchmarks in scores.items():
+        flat = benchmarks.get("emu_edit", {})
+        systems = [("ours", f"ours ({scale})")]
+        if not rows:  # the baseline has no head: once is enough
+            systems.append(("baseline", "InstructPix2Pix (same harness)"))
+        for system, label in systems:
+            tasks = sorted(
+                {
+                    name.split("/")[1]
+                    for name in flat
+                    if name.startswith(f"{system}/") and name.count("/") == 2
+                }
+            )
+            rows += [
+                {
+                    "method": f"{label} · {task}",
+                    "source": "this run",
+                    "samples": counts[scale] if system == "ours" else None,
+                    **{c: flat.get(f"{system}/{task}/{c}") for c in EMU_EDIT_COLUMNS},
+                }
+                for task in tasks
+            ]
+    return rows
 
 
 def load_published() -> dict[str, list[dict]]:
@@ -88,7 +122,7 @@ def write_report(tables: dict[str, list[dict]], out: Path) -> None:
         "",
     ]
     for table, rows in tables.items():
-        columns = TABLES[table][2]
+        columns = COLUMNS[table]
         with (out / f"{table}.csv").open("w", newline="") as handle:
             writer = csv.DictWriter(handle, ["method", "source", "samples", *columns])
             writer.writeheader()
@@ -114,9 +148,7 @@ def write_report(tables: dict[str, list[dict]], out: Path) -> None:
 
 
 def _scaling(tables: dict[str, list[dict]], out: Path) -> None:
-    ours = {
-        table: [r for r in rows if r["method"].startswith("ours")] for table, rows in tables.items()
-    }
+    ours = {table: [r for r in tables[table] if r["method"].startswith("ours")] for table in TABLES}
     with (out / "scaling.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["samples", "table", "metric", "value"])

@@ -32,10 +32,29 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
+TRAINING_CODE = ("method", "generation", "models", "training")  # packages under components/
+
+
+def code_version() -> str:
+    """A hash of the training code: a checkpoint of other code is not resumed."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for package in TRAINING_CODE:
+        for source in sorted((root / package).rglob("*.py")):
+            digest.update(source.relative_to(root).as_posix().encode() + source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def training_config(params: Params, scale: str, data_version: str) -> dict:
-    """Everything a scale's training depends on; its hash decides sweep and resume identity."""
+    """Everything a scale's training depends on (params, data, code); its hash decides the
+    sweep and whether a checkpoint may be resumed."""
     body = params.model_dump(include={"seed", "models", "method", "train"})
-    return body | {"data_version": data_version, "scale": scale, "count": params.scales[scale]}
+    return body | {
+        "data_version": data_version,
+        "code_version": code_version(),
+        "scale": scale,
+        "count": params.scales[scale],
+    }
 
 
 def digest(body: dict) -> str:
