@@ -44,7 +44,9 @@ class Editor:
         (None: a freshly initialised head, which only makes sense for smoke runs)."""
         if not isinstance(params, Params):
             params = load_params(params)
-        model = build_region_edit_model(params.models, params.method)
+        with torch.random.fork_rng():  # an untrained head is the same seeded one every time
+            torch.manual_seed(params.seed)
+            model = build_region_edit_model(params.models, params.method)
         if checkpoint is not None:
             model.head.load_state_dict(load_file(str(checkpoint)))
         return cls(model, Describer.from_params(params))

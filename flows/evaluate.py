@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import logging
+import shutil
 from functools import partial
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from flows.tracking import configure_tracking
 from flows.train import HEAD_FILE, RUN_FILE
 
 BENCHMARKS = ("emu_edit", "magicbrush")
+log = logging.getLogger(__name__)
 
 
 @flow(name="benchmarks")
@@ -95,6 +99,7 @@ def evaluate_flow(
     if checkpoint is None:
         logger.warning("scale %s has no trained head: evaluating an untrained, seeded head", scale)
     out = out or Path(params.evaluate.out) / scale / benchmark
+    reuse_only_same_settings(out, params, benchmark, data, checkpoint)
     result = evaluate_benchmark(
         params, scale, benchmark, data, checkpoint, out, limit or params.evaluate.limit
     )
@@ -123,6 +128,29 @@ def evaluate_flow(
         ),
     )
     return summary
+
+
+def reuse_only_same_settings(
+    out: Path, params: Params, benchmark: str, data: Path, checkpoint: Path | None
+) -> None:
+    """Cached edits are reused (resume) only when the head, models, method, describe and
+    evaluation settings and the data are the same; otherwise the folder starts over."""
+    head = hashlib.sha256(checkpoint.read_bytes()).hexdigest() if checkpoint else "untrained"
+    settings = params.model_dump(mode="json", include={"seed", "models", "method", "describe"})
+    evaluation = params.evaluate.model_dump(exclude={"limit", "grid_rows", "out"})
+    identity = {
+        "head": head,
+        "benchmark": benchmark,
+        "data": str(data),
+        "settings": settings,
+        "evaluate": evaluation,
+    }
+    stamp = out / "identity.json"
+    if out.exists() and (not stamp.is_file() or json.loads(stamp.read_text()) != identity):
+        log.info("%s holds edits of other settings: starting over", out)
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(identity, indent=2))
 
 
 def _write(out: Path, result: BenchmarkResult) -> None:

@@ -26,7 +26,7 @@ from flows.cli import app
 def harness(zoo_params, tmp_path_factory):
     """The systems' edit functions and the metric models, loaded once."""
     params = zoo_params.model_copy(
-        update={"method": zoo_params.method.model_copy(update={"tau": 0.45})}
+        update={"method": zoo_params.method.model_copy(update={"tau": 0.52})}
     )
     models = params.models
     editor = Editor.from_params(params)
@@ -159,3 +159,19 @@ def test_edit_command_writes_the_edit_and_the_region(zoo_params, tmp_path, prefe
         ],
     )
     assert missing.exit_code == 2 and "nope.jpg" in missing.output
+
+
+def test_cached_edits_are_reused_only_with_the_same_settings(zoo_params, tmp_path):
+    from flows.evaluate import reuse_only_same_settings
+
+    out, data = tmp_path / "emu", tmp_path / "data"
+    reuse_only_same_settings(out, zoo_params, "emu_edit", data, None)
+    (out / "ours").mkdir()
+    (out / "ours" / "0.json").write_text("{}")
+    reuse_only_same_settings(out, zoo_params, "emu_edit", data, None)  # a resume
+    assert (out / "ours" / "0.json").is_file()
+    changed = zoo_params.model_copy(
+        update={"method": zoo_params.method.model_copy(update={"tau": 0.9})}
+    )
+    reuse_only_same_settings(out, changed, "emu_edit", data, None)
+    assert not (out / "ours").exists() and (out / "identity.json").is_file()

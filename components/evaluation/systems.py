@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from components.describe.errors import DescribeError
@@ -104,7 +105,7 @@ def edit_ours(
     except DescribeError:
         t_e, t_e_source = instruction, "fallback_instruction"
     result = editor.edit(image, instruction, t_o, t_e, seed=case_seed(seed, case_id))
-    fraction = sum(result.mask.getdata()) / (255 * result.mask.width * result.mask.height)
+    fraction = float(np.asarray(result.mask, dtype=np.float64).mean()) / 255
     record = EditRecord(case_id, instruction, t_o, t_e, t_o_source, t_e_source, fraction)
     return result.image, result.mask, record
 
