@@ -26,20 +26,17 @@ TEXT_WIDTH = 32
 
 def build_inpainting(out: Path, seed: int, in_channels: int = 9) -> Path:
     """Write the tiny inpainting pipeline to `out` (`in_channels=4`: a non-inpainting UNet)."""
-    pipeline = StableDiffusionInpaintPipeline(
-        **_tiny_parts(seed, in_channels),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipeline.save_pretrained(out, safe_serialization=True)
-    return out
+    return _save(StableDiffusionInpaintPipeline, out, seed, in_channels)
 
 
 def build_instruct_pix2pix(out: Path, seed: int) -> Path:
     """Write a tiny InstructPix2Pix pipeline (the baseline of the evaluation) to `out`."""
-    pipeline = StableDiffusionInstructPix2PixPipeline(
-        **_tiny_parts(seed, in_channels=8),
+    return _save(StableDiffusionInstructPix2PixPipeline, out, seed, in_channels=8)
+
+
+def _save(pipeline_class: type, out: Path, seed: int, in_channels: int) -> Path:
+    pipeline = pipeline_class(
+        **_tiny_parts(seed, in_channels),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
