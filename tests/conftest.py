@@ -73,5 +73,6 @@ def zoo_params(zoo: dict[str, Path]):
         writer=str(zoo["writer"]),
         metric_clip=f"local-dir:{zoo['metric-clip']}",
         dino=str(zoo["dino"]),
+        baseline=str(zoo["ip2p"]),
     )
     return Params(models=models, method=MethodConfig(steps=2))

@@ -49,10 +49,13 @@ class RegionPictures(L.Callback):
         logger.experiment.log_image(logger.run_id, grid, f"regions/step-{step:06d}.png")
 
 
-class LossCurve(L.Callback):
-    """Rank 0 writes every step's loss terms to a CSV (DVC plots); a resume keeps the rows
-    before the restored step, so the curve has each step once (on_train_start: after the
-    checkpoint's step is restored)."""
+class StepLosses(L.Callback):
+    """Rank 0 writes every step's loss terms to the CSV (DVC plots) and to the MLflow run.
+
+    Lightning runs checkpoint callbacks after all others, so a step's losses are recorded
+    before a checkpoint can claim that step: a run killed after a checkpoint has lost nothing
+    the resume will not redo. A resume keeps the CSV rows up to the restored step (read in
+    on_train_start, after the restore), so the curve has each step once."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -87,6 +90,11 @@ class LossCurve(L.Callback):
         row |= {name: f"{float(metrics[f'train/{name}']):.6f}" for name in LOSS_COLUMNS[1:]}
         with self.path.open("a", newline="") as handle:
             csv.DictWriter(handle, LOSS_COLUMNS).writerow(row)
+        if trainer.logger is not None:
+            losses = {
+                f"train/{name}": float(value) for name, value in row.items() if name != "step"
+            }
+            trainer.logger.log_metrics(losses, step=trainer.global_step)
 
 
 class RankReport(L.Callback):

@@ -13,7 +13,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 
 from components.config import Params
 from components.method.build import build_region_edit_model
-from components.training.callbacks import LossCurve, RankReport, RegionPictures
+from components.training.callbacks import RankReport, RegionPictures, StepLosses
 from components.training.data import RegionEditDataModule
 from components.training.module import RegionEditModule
 
@@ -77,7 +77,7 @@ def fit_scale(params: Params, run: ScaleRun, resume: bool) -> None:
                 save_last=True,
             ),
             RegionPictures(cfg.image_every),
-            LossCurve(run.loss_curve),
+            StepLosses(run.loss_curve),
             RankReport(run.folder / "ranks", cfg.batch_size),
         ],
         log_every_n_steps=1,

@@ -29,18 +29,10 @@ class RegionEditModule(L.LightningModule):
         noise_seed = (self.seed * 1_000_003 + self.global_step) * 1_009 + self.global_rank
         generator = torch.Generator(self.device).manual_seed(noise_seed)
         out = self.model(batch["image"], batch["t_o"], batch["t_ins"], batch["t_e"], generator)
-        self.log_dict(
-            {f"train/{name}": value for name, value in out.terms.items()},
-            on_step=True,
-            prog_bar=False,
-            batch_size=batch["image"].shape[0],
-        )
-        self.log(
-            "train/mask_fraction",
-            out.mask.detach().mean(),
-            on_step=True,
-            batch_size=batch["image"].shape[0],
-        )
+        terms = {f"train/{name}": value for name, value in out.terms.items()}
+        terms["train/mask_fraction"] = out.mask.detach().mean()
+        # logger=False: callbacks.StepLosses writes them, before the step's checkpoint
+        self.log_dict(terms, on_step=True, logger=False, batch_size=batch["image"].shape[0])
         return {
             "loss": out.terms["total"],
             "mask": out.mask.detach(),
