@@ -192,7 +192,7 @@ def edit(
     except (OSError, UnidentifiedImageError) as err:
         typer.echo(f"error: --image {image}: cannot read it as an image ({err})", err=True)
         raise typer.Exit(2) from None
-    checkpoint = checkpoint or _trained_head(settings)
+    checkpoint = checkpoint or _largest_trained_head(settings)
     if checkpoint is None:
         typer.echo(
             "warning: no trained head found (run `dvc repro` or pass --checkpoint): "
@@ -216,13 +216,12 @@ def edit(
     )
 
 
-def _trained_head(settings: Params) -> Path | None:
+def _largest_trained_head(settings: Params) -> Path | None:
     """head.safetensors of the largest scale that has one, if any."""
-    for scale in reversed(list(settings.scales)):
-        head = Path(settings.train.out) / scale / "head.safetensors"
-        if head.is_file():
-            return head
-    return None
+    from flows.train import trained_head
+
+    heads = (trained_head(settings, scale) for scale in reversed(list(settings.scales)))
+    return next((head for head in heads if head is not None), None)
 
 
 @app.command()

@@ -25,7 +25,7 @@ from components.evaluation.run import BenchmarkResult, evaluate_emu_edit, evalua
 from components.evaluation.systems import CachedSystem, EditCache, edit_baseline, edit_ours
 from components.pictures import comparison_grid
 from flows.tracking import configure_tracking
-from flows.train import HEAD_FILE, RUN_FILE
+from flows.train import scale_run_id, trained_head
 
 BENCHMARKS = ("emu_edit", "magicbrush")
 log = logging.getLogger(__name__)
@@ -92,9 +92,7 @@ def evaluate_flow(
     scores in `metrics` and in the scale's MLflow run."""
     logger = get_run_logger()
     data = data or Path(getattr(params.evaluate, benchmark))
-    folder = Path(params.train.out) / scale
-    if checkpoint is None and (folder / HEAD_FILE).is_file():
-        checkpoint = folder / HEAD_FILE
+    checkpoint = checkpoint or trained_head(params, scale)
     head = str(checkpoint) if checkpoint else "untrained (seeded)"
     if checkpoint is None:
         logger.warning("scale %s has no trained head: evaluating an untrained, seeded head", scale)
@@ -115,7 +113,7 @@ def evaluate_flow(
     metrics = metrics or Path("metrics") / scale / f"{benchmark}.json"
     metrics.parent.mkdir(parents=True, exist_ok=True)
     metrics.write_text(json.dumps(summary, indent=2) + "\n")
-    _log(params, folder, checkpoint, benchmark, out, result)
+    _log(params, scale, checkpoint, benchmark, out, result)
     logger.info(
         "%s on %s (%s): %s",
         scale,
@@ -164,7 +162,7 @@ def _write(out: Path, result: BenchmarkResult) -> None:
 
 def _log(
     params: Params,
-    folder: Path,
+    scale: str,
     checkpoint: Path | None,
     benchmark: str,
     out: Path,
@@ -173,22 +171,21 @@ def _log(
     """Into the scale's training run when this is its head; else into a run of its own."""
     configure_tracking(params.tracking)
     client = MlflowClient()
-    record = folder / RUN_FILE
-    trained = checkpoint is not None and checkpoint == folder / HEAD_FILE and record.is_file()
-    if trained:
-        run_id = json.loads(record.read_text())["run_id"]
-    else:
+    trained = checkpoint is not None and checkpoint == trained_head(params, scale)
+    run_id = scale_run_id(params, scale) if trained else None
+    own_run = run_id is None
+    if own_run:
         experiment = mlflow.get_experiment_by_name(params.tracking.experiment).experiment_id
         run_id = client.create_run(
             experiment,
-            run_name=f"evaluate-{folder.name}",
-            tags={"scale": folder.name, "head": str(checkpoint or "untrained")},
+            run_name=f"evaluate-{scale}",
+            tags={"scale": scale, "head": str(checkpoint or "untrained")},
         ).info.run_id
     for name, value in result.scores.items():
         client.log_metric(run_id, f"eval/{benchmark}/{name}", value)
     for artifact in ("samples.csv", "grid.png"):
         client.log_artifact(run_id, str(out / artifact), f"eval/{benchmark}")
-    if not trained:
+    if own_run:
         client.set_terminated(run_id)
 
 
@@ -199,11 +196,11 @@ def report_flow(params: Params, out: Path) -> Path:
     client = MlflowClient()
     scores = {}
     for scale in params.scales:
-        record = Path(params.train.out) / scale / RUN_FILE
-        if not record.is_file():
+        run_id = scale_run_id(params, scale)
+        if run_id is None:
             get_run_logger().warning("scale %s has no training run: left out", scale)
             continue
-        metrics = client.get_run(json.loads(record.read_text())["run_id"]).data.metrics
+        metrics = client.get_run(run_id).data.metrics
         scores[scale] = {
             benchmark: {
                 name.removeprefix(f"eval/{benchmark}/"): value

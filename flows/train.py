@@ -142,6 +142,18 @@ def _finish(client: MlflowClient, run: ScaleRun, metrics: Path, count: int) -> d
     return summary | {"model_version": int(version)}
 
 
+def trained_head(params: Params, scale: str) -> Path | None:
+    """The scale's head.safetensors, once its training has written it."""
+    head = Path(params.train.out) / scale / HEAD_FILE
+    return head if head.is_file() else None
+
+
+def scale_run_id(params: Params, scale: str) -> str | None:
+    """The MLflow run of the scale's training, if it has one."""
+    record = Path(params.train.out) / scale / RUN_FILE
+    return json.loads(record.read_text())["run_id"] if record.is_file() else None
+
+
 @flow(name="train")
 def train_flow(
     params: Params,
