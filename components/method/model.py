@@ -11,8 +11,10 @@ import torch
 from torch import Tensor, nn
 
 from components.config import MethodConfig
+from components.generation.inpainting import PromptConditioning
 from components.method.composition import compose_in_latents, compose_in_pixels
 from components.method.encoders import FrozenEncoders
+from components.method.features import CachedFeatures, cacheable_features
 from components.method.losses import RegionEditLoss
 from components.method.mask import proposal_region, straight_through_mask, to_grid, upsample
 from components.method.region_head import RegionHead
@@ -63,19 +65,31 @@ class RegionEditModel(nn.Module):
 
     @torch.no_grad()
     def frozen_features(
-        self, images: Tensor, t_o: list[str], t_ins: list[str], t_e: list[str]
+        self,
+        images: Tensor,
+        t_o: list[str],
+        t_ins: list[str],
+        t_e: list[str],
+        cached: CachedFeatures | None = None,
     ) -> FrozenFeatures:
+        """The source's CLIP image features, and the rest from `cached` when given (the
+        `features` stage's output, any storage dtype) or computed here."""
         i_ori, f_img = self.encoders.image(images)
-        f_ins, ins_padding = self.encoders.instruction(t_ins)
+        if cached is None:
+            cached = cacheable_features(self.encoders, self.generator, images, t_o, t_ins, t_e)
+        cached = cached.to(f_img.device)
+        text = cached.prompt.to(self.generator.dtype)
         return FrozenFeatures(
-            t_o=self.encoders.text(t_o),
-            t_e=self.encoders.text(t_e),
+            t_o=cached.t_o.to(f_img.dtype),
+            t_e=cached.t_e.to(f_img.dtype),
             i_ori=i_ori,
             f_img=f_img,
-            f_ins=f_ins,
-            ins_padding=ins_padding,
-            conditioning=self.generator.encode_prompt(t_e),
-            z_src=self.generator.encode_source(images * 2 - 1),
+            f_ins=cached.f_ins.to(f_img.dtype),
+            ins_padding=cached.ins_padding.bool(),
+            conditioning=PromptConditioning(
+                text=text, unconditional=cached.unconditional.to(text).expand_as(text)
+            ),
+            z_src=cached.z_src.to(self.generator.parts.vae.dtype),
         )
 
     def forward(
@@ -86,13 +100,16 @@ class RegionEditModel(nn.Module):
         t_e: list[str],
         generator: torch.Generator,
         stage: Stage = untimed,
+        cached: CachedFeatures | None = None,
     ) -> StepOutput:
         """images (B, 3, H, W) in [0, 1] at `method.resolution`. `stage(name)` wraps each
         component, so a benchmark can time them (encoders, head, generation, composition,
-        clip_on_result, losses) without a second copy of this sequence."""
+        clip_on_result, losses) without a second copy of this sequence. `cached`: the batch's
+        precomputed frozen features (the `features` stage), so only CLIP's image tower runs in
+        "encoders"; the texts are then not read."""
         cfg = self.cfg
         with stage("encoders"):
-            features = self.frozen_features(images, t_o, t_ins, t_e)
+            features = self.frozen_features(images, t_o, t_ins, t_e, cached)
         with stage("head"):
             prediction = self.head(features.f_img, features.f_ins, features.ins_padding)
             mask = to_grid(straight_through_mask(prediction.p_region, cfg.tau))
