@@ -131,6 +131,17 @@ class TrackingConfig(_Strict):
 class Params(_Strict):
     """The whole of params.yaml."""
 
+class PipelineConfig(_Strict):
+    """`regionedit pipeline` / `serve`: how the DVC stages run as Prefect tasks. No stage reads
+    these keys, so changing them reruns nothing."""
+
+    # retries per stage family (the name before '@'); a retry resumes from the stage's persisted
+    # outputs (describe parts, training checkpoints, finished edits), so retrying is cheap
+    retries: dict[str, int] = {"describe": 2, "train": 1, "evaluate": 1}
+    retry_delay_seconds: int = Field(30, ge=0)
+    logs: str = "logs/pipeline"  # one log file per stage and flow run
+
+
     seed: int = 0  # one seed for every random choice (scene generation, scale order)
     prepare: PrepareConfig = PrepareConfig()
     models: ModelsConfig = ModelsConfig()
@@ -142,6 +153,7 @@ class Params(_Strict):
     scales: dict[str, int] = {
         "1M": 1_000_000,
         "2M": 2_000_000,
+    pipeline: PipelineConfig = PipelineConfig()
         "3M": 3_000_000,
         "4M": 4_000_000,
         "5M": 5_000_000,

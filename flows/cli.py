@@ -299,3 +299,81 @@ def report(
     from flows.evaluate import report_flow
 
     typer.echo(f"report: {report_flow(_load(params), out)}")
+
+
+TargetsOption = Annotated[
+    list[str] | None,
+    typer.Option("--target", help="dvc.yaml stage(s) to bring up to date; default: all"),
+]
+
+
+@app.command()
+def pipeline(
+    target: TargetsOption = None,
+    repo: Annotated[Path, typer.Option(help="the project folder (dvc.yaml)")] = Path("."),
+) -> None:
+    """Every stage of dvc.yaml as a Prefect task; DVC skips the ones that are up to date."""
+    from flows.pipeline import StageFailed, pipeline_flow
+
+    try:
+        outcomes = pipeline_flow(str(repo), target)
+    except StageFailed as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    for outcome in outcomes:
+        typer.echo(f"{outcome.stage:<28}{outcome.status:<12}{outcome.seconds:>8.1f} s")
+
+
+@app.command()
+def serve(
+    cron: Annotated[str, typer.Option(help="schedule, e.g. '0 3 * * *' (03:00 every day)")],
+    name: Annotated[str, typer.Option(help="deployment name")] = "scheduled",
+    timezone: Annotated[str, typer.Option(help="the cron's time zone")] = "UTC",
+    target: TargetsOption = None,
+    repo: Annotated[Path, typer.Option(help="the project folder (dvc.yaml)")] = Path("."),
+) -> None:
+    """Serve the pipeline as a Prefect deployment on a cron schedule (needs a Prefect server)."""
+    from prefect.schedules import Cron
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.pipeline import pipeline_flow
+
+    if not PREFECT_API_URL.value():
+        typer.echo(
+            "error: schedules need a running Prefect server, and PREFECT_API_URL is not set. "
+            "Start one with `prefect server start`, then "
+            "`export PREFECT_API_URL=http://127.0.0.1:4200/api` (or a remote server's URL).",
+            err=True,
+        )
+        raise typer.Exit(2)
+    pipeline_flow.serve(
+        name=name,
+        schedule=Cron(cron, timezone=timezone),
+        parameters={"repo": str(repo.resolve()), "targets": target},
+    )
+
+
+@app.command("use-profile")
+def use_profile(
+    profile: Annotated[Path, typer.Argument(help="a params file, e.g. infra/profiles/paper.yaml")],
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Make a profile the project's params.yaml (validated first); prints what changed."""
+    new, old = _load(profile), _load(params)
+    changed = _changed_keys(old.model_dump(mode="json"), new.model_dump(mode="json"))
+    params.write_text(profile.read_text(encoding="utf-8"), encoding="utf-8")
+    typer.echo(f"{params} is now {profile}: {len(changed)} keys changed")
+    for key in changed:
+        typer.echo(f"  {key}")
+    typer.echo("`dvc status` lists the stages this reruns; `regionedit pipeline` reruns them.")
+
+
+def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return keys

@@ -1,14 +1,19 @@
-"""Shared fixtures: images made in memory, captioned folders, the Prefect test harness, the zoo."""
+"""Shared fixtures: images made in memory, captioned folders, the Prefect test harness, the zoo,
+and copies of the project for tests that run `dvc` and `regionedit` commands in it."""
 
 from __future__ import annotations
 
 import csv
 import io
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from components.data.images import ImageLimits
@@ -16,6 +21,26 @@ from components.data.images import ImageLimits
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub, even by mistake
 
 LIMITS = ImageLimits(min_side=16, max_pixels=1_000_000)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sh(cwd: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+    """A command with this interpreter's scripts (dvc, regionedit) first on PATH."""
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if check:
+        assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def set_params(repo: Path, **changes: object) -> None:
+    """params.yaml edits written as section__key=value."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        params[section][key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def image_bytes(image: Image.Image, fmt: str = "PNG", **save: object) -> bytes:
@@ -76,3 +101,16 @@ def zoo_params(zoo: dict[str, Path]):
         baseline=str(zoo["ip2p"]),
     )
     return Params(models=models, method=MethodConfig(steps=2))
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """The working tree as git sees it (tracked + untracked, not ignored), as a new repo."""
+    files = sh(ROOT, "git", "ls-files", "-co", "--exclude-standard", "-z").stdout.split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (tmp_path / "repo" / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, tmp_path / "repo" / name)
+    repo = tmp_path / "repo"
+    sh(repo, "git", "init", "-q")
+    return repo

@@ -1,0 +1,95 @@
+"""`regionedit pipeline`: dvc.yaml's stages as Prefect tasks that DVC skips when up to date."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+from flows.pipeline import StageFailed, pipeline_flow, pipeline_stages
+from tests.conftest import ROOT, set_params, sh
+
+
+def task_run_names(flow_run_id) -> list[str]:
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return sorted(run.name for run in runs)
+
+
+def test_stage_order_follows_dvc_dependencies():
+    stages = pipeline_stages(ROOT)
+    position = {stage: i for i, stage in enumerate(stages)}
+    assert stages[0] == "prepare" and stages[-1] == "report"
+    for scale in ("1M", "5M"):
+        assert position["describe"] < position[f"train@{scale}"]
+        assert position["zoo"] < position[f"train@{scale}"]
+        for benchmark in ("emu_edit", "magicbrush"):
+            evaluate = f"evaluate@{scale}-{benchmark}"
+            assert position[f"train@{scale}"] < position[evaluate] < position["report"]
+            assert position["benchmarks"] < position[evaluate]
+    assert len(stages) == len(set(stages))
+    # a target brings only what it needs
+    assert pipeline_stages(ROOT, ["describe"]) == ["prepare", "describe"]
+
+
+@pytest.mark.slow
+def test_pipeline_skips_what_is_current_and_reruns_only_readers(prefect_harness, repo):
+    set_params(repo, prepare__demo_scenes=3, prepare__workers=1)
+    targets = ["prepare", "benchmarks"]
+
+    state = pipeline_flow(str(repo), targets, return_state=True)
+    assert state.is_completed()
+    assert [(o.stage, o.status) for o in state.result()] == [
+        ("prepare", "ran"),
+        ("benchmarks", "ran"),
+    ]
+    assert task_run_names(state.state_details.flow_run_id) == ["benchmarks", "prepare"]
+    assert json.loads((repo / "metrics/prepare.json").read_text())["accepted"] == 24
+
+    again = pipeline_flow(str(repo), targets)
+    assert [o.status for o in again] == ["up to date", "up to date"]
+
+    set_params(repo, prepare__demo_scenes=4)  # read by prepare only
+    third = pipeline_flow(str(repo), targets)
+    assert [(o.stage, o.status) for o in third] == [
+        ("prepare", "ran"),
+        ("benchmarks", "up to date"),
+    ]
+    assert json.loads((repo / "metrics/prepare.json").read_text())["accepted"] == 25
+    # both entry points agree: DVC sees nothing left to do, and dvc.lock records the new run
+    assert "didn't change" in sh(repo, "dvc", "repro", "--single-item", "prepare").stdout
+    assert "demo_scenes: 4" in (repo / "dvc.lock").read_text()
+
+
+@pytest.mark.slow
+def test_failed_stage_is_named_with_its_log_and_the_next_run_recovers(prefect_harness, repo):
+    set_params(repo, prepare__demo_scenes=2, prepare__workers=1, prepare__source="no/such/folder")
+
+    state = pipeline_flow(str(repo), ["describe"], return_state=True)
+    assert state.is_failed()
+    assert "stage prepare failed" in state.message
+    assert "no/such/folder" in state.message  # the end of the stage's log, in the flow run
+    assert task_run_names(state.state_details.flow_run_id) == ["prepare"]  # describe not started
+    logs = list((repo / "logs/pipeline").glob("*/prepare.log"))
+    assert len(logs) == 1 and "no/such/folder" in logs[0].read_text()
+    with pytest.raises(StageFailed):
+        state.result()
+
+    set_params(repo, prepare__source="demo")
+    outcomes = pipeline_flow(str(repo), ["describe"])
+    assert [(o.stage, o.status) for o in outcomes] == [("prepare", "ran"), ("describe", "ran")]
+    described = json.loads((repo / "metrics/describe.json").read_text())
+    assert described["described"] == 21 + 2
+    assert sh(repo, "dvc", "status", "describe").stdout.strip().endswith("up to date.")
+
+
+def test_cli_pipeline_reports_each_stage(repo):
+    set_params(repo, prepare__demo_scenes=1, prepare__workers=1)
+    done = sh(repo, "regionedit", "pipeline", "--target", "benchmarks")
+    assert done.stdout.split()[:2] == ["benchmarks", "ran"]
+    assert Path(repo / "data/benchmarks/magicbrush").is_dir()
