@@ -101,9 +101,19 @@ def train(
         bool,
         typer.Option(help="continue from the scale's last checkpoint when its config is unchanged"),
     ] = True,
+    features: Annotated[
+        Path, typer.Option(help="output of features: the cached frozen features")
+    ] = Path("data/features"),
+    cached: Annotated[
+        bool,
+        typer.Option(
+            "--cached/--no-cached", help="read --features, or run the frozen encoders every step"
+        ),
+    ] = True,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Train the region head on the nested subset of each scale; one MLflow child run each."""
+    from components.features.store import FeaturesError
     from flows.train import train_flow
 
     settings = _load(params)
@@ -113,9 +123,20 @@ def train(
             f"error: unknown scale(s) {unknown}; params.yaml has {list(settings.scales)}", err=True
         )
         raise typer.Exit(2)
-    results = train_flow(
-        settings, scale or list(settings.scales), prepared, descriptions, metrics, plots, resume
-    )
+    try:
+        results = train_flow(
+            settings,
+            scale or list(settings.scales),
+            prepared,
+            descriptions,
+            metrics,
+            plots,
+            resume,
+            features if cached else None,
+        )
+    except FeaturesError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
     for name, summary in results.items():
         typer.echo(
             f"train {name}: step {summary['step']} · L_total {summary['total']:.4f} · "
@@ -150,6 +171,33 @@ def describe(
             data, out, settings.model_copy(update={"describe": cfg}), metrics, limit
         )
     except (ConfigError, DescribeError, ValidationError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(summary.line())
+
+
+@app.command()
+def features(
+    data: Annotated[Path, typer.Option(help="output of prepare")] = Path("data/prepared"),
+    descriptions: Annotated[Path, typer.Option(help="output of describe")] = Path(
+        "data/descriptions/descriptions.parquet"
+    ),
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("data/features"),
+    metrics: Annotated[
+        Path | None, typer.Option(help="counts JSON; default OUT/features_metrics.json")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="samples per encoder call")] = 16,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "auto",
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Cache the frozen features training needs per sample (T_o, T_e, F_ins, SD prompt, z_src)."""
+    from components.features.store import FeaturesError
+    from flows.features import features_flow
+
+    settings = _load(params)
+    try:
+        summary = features_flow(data, descriptions, out, settings, metrics, batch_size, device)
+    except FeaturesError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     typer.echo(summary.line())

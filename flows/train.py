@@ -19,6 +19,7 @@ from prefect import flow, get_run_logger, task
 from safetensors.torch import save_file
 
 from components.config import Params
+from components.features.index import FeatureCache, cache_settings
 from components.training.fit import LAST, ScaleRun, fit_scale
 from components.training.module import HEAD_PREFIX
 from components.training.tracking import (
@@ -46,12 +47,16 @@ def train_scale(
     metrics: Path,
     loss_curve: Path,
     resume: bool,
+    features: Path | None = None,
 ) -> dict:
     logger = get_run_logger()
     uri = configure_tracking(params.tracking)
     client = MlflowClient(uri)
     experiment = mlflow.get_experiment_by_name(params.tracking.experiment).experiment_id
     version = data_version(prepared)
+    if features is not None:  # the cache is part of the data: a new one is not resumed into
+        cache = FeatureCache(features, cache_settings(params.models, params.method))
+        version = f"{version}+features:{cache.version}"
     config = training_config(params, scale, version)
     sweep = digest({key: value for key, value in config.items() if key not in ("scale", "count")})
     folder = checkpoints / scale
@@ -74,7 +79,7 @@ def train_scale(
     else:
         run_id = previous
         logger.info("resuming scale %s from %s (MLflow run %s)", scale, folder / LAST, run_id)
-    run = ScaleRun(scale, prepared, descriptions, folder, loss_curve, run_id, uri)
+    run = ScaleRun(scale, prepared, descriptions, folder, loss_curve, run_id, uri, features)
     launch(params, run, resume=previous is not None)
     return _finish(client, run, metrics, params.scales[scale])
 
@@ -163,8 +168,10 @@ def train_flow(
     metrics_dir: Path,
     plots_dir: Path,
     resume: bool = True,
+    features: Path | None = None,
 ) -> dict[str, dict]:
-    """Train the region head once per scale; every scale is a child run of one sweep."""
+    """Train the region head once per scale; every scale is a child run of one sweep. With
+    `features` (the `features` stage's folder), steps read the cached frozen features."""
     results = {}
     for scale in scales:
         results[scale] = train_scale(
@@ -176,6 +183,7 @@ def train_flow(
             metrics_dir / f"{scale}.json",
             plots_dir / f"{scale}.csv",
             resume,
+            features,
         )
         get_run_logger().info(
             "scale %s: step %d, L_total %.4f",

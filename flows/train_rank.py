@@ -17,9 +17,16 @@ def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     run = spec["run"]
     paths = {name: Path(run[name]) for name in ("prepared", "descriptions", "folder", "loss_curve")}
+    features = Path(run["features"]) if run["features"] is not None else None
     fit_scale(
         Params.model_validate(spec["params"]),
-        ScaleRun(run["scale"], **paths, run_id=run["run_id"], tracking_uri=run["tracking_uri"]),
+        ScaleRun(
+            run["scale"],
+            **paths,
+            run_id=run["run_id"],
+            tracking_uri=run["tracking_uri"],
+            features=features,
+        ),
         spec["resume"],
     )
 

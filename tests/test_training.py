@@ -28,10 +28,8 @@ from flows.train import train_flow
 SHARD_SIZE = 7  # 21 photos + 8 scenes = 29 samples: shards of 7, 7, 7, 7 and 1
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> tuple[Path, Path]:
+def write_training_data(root: Path) -> tuple[Path, Path]:
     """Prepared demo shards (uneven) and a description per sample."""
-    root = tmp_path_factory.mktemp("training-data")
     prepare_dataset(
         demo_records(scenes=8, seed=0),
         root / "prepared",
@@ -52,6 +50,11 @@ def data(tmp_path_factory) -> tuple[Path, Path]:
     )
     descriptions.to_parquet(root / "descriptions.parquet")
     return root / "prepared", root / "descriptions.parquet"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> tuple[Path, Path]:
+    return write_training_data(tmp_path_factory.mktemp("training-data"))
 
 
 def training_params(zoo_params, out: Path, **train):

@@ -10,14 +10,20 @@ from components.models.inpainting import load_inpainting
 from components.models.loading import load_clip, load_instruction_encoder
 
 
-def build_region_edit_model(models: ModelsConfig, method: MethodConfig) -> RegionEditModel:
-    """Frozen CLIP, T5 encoder and SD inpainting (from ids or local folders) + a fresh head."""
+def build_frozen_parts(
+    models: ModelsConfig, instruction_tokens: int, scheduler: str | None = None
+) -> tuple[FrozenEncoders, InpaintingGenerator]:
+    """Frozen CLIP and T5 encoder, and the frozen SD inpainting generator (ids or folders)."""
     clip, _, clip_tokenizer = load_clip(models.clip, models.clip_pretrained)
     t5_tokenizer, t5_encoder = load_instruction_encoder(
         models.instruction_encoder, models.trust_remote_code
     )
-    encoders = FrozenEncoders(
-        clip, clip_tokenizer, t5_tokenizer, t5_encoder, method.instruction_tokens
-    )
-    parts = load_inpainting(models.inpainting, method.scheduler, models.trust_remote_code)
-    return RegionEditModel(encoders, InpaintingGenerator(parts), method)
+    encoders = FrozenEncoders(clip, clip_tokenizer, t5_tokenizer, t5_encoder, instruction_tokens)
+    parts = load_inpainting(models.inpainting, scheduler, models.trust_remote_code)
+    return encoders, InpaintingGenerator(parts)
+
+
+def build_region_edit_model(models: ModelsConfig, method: MethodConfig) -> RegionEditModel:
+    """The frozen parts + a fresh head."""
+    encoders, generator = build_frozen_parts(models, method.instruction_tokens, method.scheduler)
+    return RegionEditModel(encoders, generator, method)

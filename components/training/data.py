@@ -5,25 +5,28 @@ Each (rank, dataloader worker) draws shards with replacement from a stream seede
 endless, so every rank runs exactly `max_steps` batches whatever the shard split (DESIGN §6:
 uneven splits hang DDP), and it is a pure function of the seed, so a resumed run skips what
 was consumed and continues at the same data position.
+
+With a feature cache (the `features` stage), each sample also carries its cached frozen
+features, and a batch holds them stacked as `batch["cached"]` (a CachedFeatures).
 """
 
 from __future__ import annotations
 
-import io
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import pandas as pd
-import torch
 import webdataset as wds
-from PIL import Image
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from components.data.scales import scale_subset
+from components.features.index import FeatureCache
+from components.features.source import source_pixels
+from components.features.store import FeaturesError, ShardFeatures, stack_samples
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ def scale_samples(
 
 
 class ScaleStream(IterableDataset):
-    """Endless (image, t_o, t_ins, t_e) samples of one scale for one rank."""
+    """Endless (image, t_o, t_ins, t_e[, cached features]) samples of one scale for one rank."""
 
     def __init__(
         self,
@@ -56,6 +59,7 @@ class ScaleStream(IterableDataset):
         rank: int,
         batch_size: int,
         start_batch: int = 0,
+        features: FeatureCache | None = None,
     ) -> None:
         super().__init__()
         self.by_shard = {
@@ -64,6 +68,7 @@ class ScaleStream(IterableDataset):
         }
         self.shards, self.resolution, self.seed, self.rank = shards, resolution, seed, rank
         self.batch_size, self.start_batch = batch_size, start_batch
+        self.features = features
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
@@ -78,6 +83,7 @@ class ScaleStream(IterableDataset):
             if done >= len(wanted):  # already consumed before the resume: skip unread
                 done -= len(wanted)
                 continue
+            cached = self.features.shard(shard) if self.features else None
             # the stream already chose this shard for its rank and worker: split no further
             for sample in wds.WebDataset(
                 str(self.shards / shard),
@@ -92,20 +98,44 @@ class ScaleStream(IterableDataset):
                 if done:
                     done -= 1
                     continue
-                yield self._sample(sample, description)
+                yield self._sample(sample, description, cached)
 
-    def _sample(self, sample: dict, description: Description) -> dict:
-        data = sample.get("jpg", sample.get("png"))
-        image = Image.open(io.BytesIO(data)).convert("RGB")
-        image = image.resize((self.resolution, self.resolution), Image.Resampling.BICUBIC)
-        pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
-        return {
-            "image": pixels,
-            "key": sample["__key__"],
+    def _sample(self, sample: dict, description: Description, cached: ShardFeatures | None) -> dict:
+        key = sample["__key__"]
+        out = {
+            "image": source_pixels(sample.get("jpg", sample.get("png")), self.resolution),
+            "key": key,
             "t_o": description.t_o,
             "t_ins": description.t_ins,
             "t_e": description.t_e,
         }
+        return out if cached is None else out | {"features": cached.sample(key)}
+
+
+class CachedCollate:
+    """The DataLoader's default collation; samples' cached features become one CachedFeatures."""
+
+    def __init__(self, unconditional: Tensor | None) -> None:
+        self.unconditional = unconditional
+
+    def __call__(self, samples: list[dict]) -> dict:
+        batch = default_collate([{k: v for k, v in s.items() if k != "features"} for s in samples])
+        if self.unconditional is not None:
+            features = [s["features"] for s in samples]
+            batch["cached"] = stack_samples(features, self.unconditional)
+        return batch
+
+
+def check_cached(samples: pd.DataFrame, features: FeatureCache) -> None:
+    """Every sample of the scale has cached features; fails before training otherwise."""
+    for shard, rows in samples.groupby("shard", sort=True):
+        cached = features.shard(shard)
+        missing = [key for key in rows["key"] if key not in cached]
+        if missing:
+            raise FeaturesError(
+                f"{cached.path}: no cached features for {len(missing)} sample(s) of the scale, "
+                f"e.g. {missing[0]}; run `regionedit features` again on the same data"
+            )
 
 
 def _unsplit(urls: Iterator[dict]) -> Iterator[dict]:
@@ -125,11 +155,13 @@ class RegionEditDataModule(L.LightningDataModule):
         resolution: int,
         batch_size: int,
         num_workers: int,
+        features: FeatureCache | None = None,
     ) -> None:
         super().__init__()
         self.prepared, self.descriptions = prepared, descriptions
         self.scale, self.count, self.seed = scale, count, seed
         self.resolution, self.batch_size, self.num_workers = resolution, batch_size, num_workers
+        self.features = features
         self.samples: pd.DataFrame | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -137,6 +169,8 @@ class RegionEditDataModule(L.LightningDataModule):
             self.samples = scale_samples(
                 self.prepared, self.descriptions, self.count, self.seed, self.scale
             )
+            if self.features is not None:
+                check_cached(self.samples, self.features)
 
     def train_dataloader(self) -> DataLoader:
         stream = ScaleStream(
@@ -147,10 +181,12 @@ class RegionEditDataModule(L.LightningDataModule):
             self.trainer.global_rank,
             self.batch_size,
             start_batch=self.trainer.global_step,
+            features=self.features,
         )
         return DataLoader(
             stream,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            collate_fn=CachedCollate(self.features.unconditional() if self.features else None),
         )

@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 
 from components.config import Params
+from components.features.index import FeatureCache, cache_settings
 from components.method.build import build_region_edit_model
 from components.training.callbacks import RankReport, RegionPictures, StepLosses
 from components.training.data import RegionEditDataModule
@@ -31,6 +32,7 @@ class ScaleRun:
     loss_curve: Path  # CSV for DVC plots
     run_id: str | None  # MLflow child run (None: no tracking)
     tracking_uri: str | None
+    features: Path | None = None  # output of `features`; None: frozen features in every step
 
 
 def fit_scale(params: Params, run: ScaleRun, resume: bool) -> None:
@@ -41,6 +43,9 @@ def fit_scale(params: Params, run: ScaleRun, resume: bool) -> None:
     torch.manual_seed(params.seed)  # the same fresh head on every rank
     model = build_region_edit_model(params.models, params.method)
     module = RegionEditModule(model, cfg, params.seed)
+    features = None
+    if run.features is not None:
+        features = FeatureCache(run.features, cache_settings(params.models, params.method))
     data = RegionEditDataModule(
         run.prepared,
         run.descriptions,
@@ -50,6 +55,7 @@ def fit_scale(params: Params, run: ScaleRun, resume: bool) -> None:
         params.method.resolution,
         cfg.batch_size,
         cfg.num_workers,
+        features,
     )
     logger = False
     if run.run_id is not None:

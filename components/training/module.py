@@ -28,7 +28,14 @@ class RegionEditModule(L.LightningModule):
         # a fresh generator per (step, rank): the same noise on a rerun or a resume
         noise_seed = (self.seed * 1_000_003 + self.global_step) * 1_009 + self.global_rank
         generator = torch.Generator(self.device).manual_seed(noise_seed)
-        out = self.model(batch["image"], batch["t_o"], batch["t_ins"], batch["t_e"], generator)
+        out = self.model(
+            batch["image"],
+            batch["t_o"],
+            batch["t_ins"],
+            batch["t_e"],
+            generator,
+            cached=batch.get("cached"),  # the `features` stage's, when training reads a cache
+        )
         terms = {f"train/{name}": value for name, value in out.terms.items()}
         terms["train/mask_fraction"] = out.mask.detach().mean()
         # logger=False: callbacks.StepLosses writes them, before the step's checkpoint

@@ -32,7 +32,8 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-TRAINING_CODE = ("method", "generation", "models", "training")  # packages under components/
+# packages under components/
+TRAINING_CODE = ("method", "generation", "models", "training", "features")
 
 
 def code_version() -> str:

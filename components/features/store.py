@@ -1,0 +1,146 @@
+"""The file format of the feature cache: one safetensors file per prepared shard.
+
+A shard's file stacks its samples' cached features (components/method/features.py) in shard
+order, in float16: T_o, T_e (n, d), the SD prompt states (n, L, D), z_src (n, c, h, w), and the
+instruction tokens F_ins without their padding, concatenated (tokens, d) with offsets (n + 1),
+so a short instruction costs only its own tokens. The sample keys and the shard's counts are in
+the header. The empty prompt's states are the same for every sample: one file for the folder.
+Readers memory-map the file and read one sample's rows at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from components.method.features import CachedFeatures
+
+FORMAT = "regionedit-features-1"
+STORAGE_DTYPE = torch.float16  # 10 mantissa bits; every cached value is far below its max
+STACKED = ("t_o", "t_e", "prompt", "z_src")  # one row per sample
+UNCONDITIONAL_FILE = "unconditional.safetensors"
+
+
+class FeaturesError(Exception):
+    """The feature cache is missing, stale or unreadable; the message says what to do."""
+
+
+def shard_tensors(batches: list[CachedFeatures]) -> dict[str, Tensor]:
+    """A shard's samples (in order, over several batches) as the tensors of its file."""
+    tensors = {
+        name: _compact(torch.cat([getattr(b, name) for b in batches]), name) for name in STACKED
+    }
+    tokens, lengths = [], []
+    for batch in batches:
+        for f_ins, padding in zip(batch.f_ins, batch.ins_padding, strict=True):
+            length = int((~padding).sum())
+            if padding[:length].any():
+                raise FeaturesError("instruction padding must be on the right (T5's default)")
+            tokens.append(f_ins[:length])
+            lengths.append(length)
+    tensors["f_ins"] = _compact(torch.cat(tokens), "f_ins")
+    tensors["ins_offsets"] = torch.tensor([0, *lengths]).cumsum(0)
+    return tensors
+
+
+def write_shard(
+    path: Path, keys: list[str], tensors: dict[str, Tensor], counts: dict[str, object]
+) -> None:
+    """Write atomically: the file appears complete or not at all."""
+    metadata = {"keys": json.dumps(keys), "counts": json.dumps(counts, sort_keys=True)}
+    _save_atomically({name: t.contiguous() for name, t in tensors.items()}, path, metadata)
+
+
+def write_unconditional(folder: Path, unconditional: Tensor) -> None:
+    _save_atomically(
+        {"unconditional": _compact(unconditional, "unconditional")},
+        folder / UNCONDITIONAL_FILE,
+        None,
+    )
+
+
+def read_unconditional(folder: Path) -> Tensor:
+    path = folder / UNCONDITIONAL_FILE
+    if not path.is_file():
+        raise FeaturesError(f"{path}: missing; run `regionedit features` again")
+    return load_file(path)["unconditional"]
+
+
+def shard_counts(path: Path) -> dict[str, object]:
+    """The counts a shard's file was written with (so a reused shard reports the same)."""
+    with safe_open(path, "pt") as handle:
+        return json.loads(handle.metadata()["counts"])
+
+
+class ShardFeatures:
+    """Random access by key to one shard's cached features, memory-mapped."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.is_file():
+            raise FeaturesError(
+                f"{path}: no cached features for this shard; run `regionedit features` again"
+            )
+        try:
+            self.handle = safe_open(path, "pt")
+            self.row = {key: i for i, key in enumerate(json.loads(self.handle.metadata()["keys"]))}
+            self.offsets = self.handle.get_tensor("ins_offsets").tolist()
+        except Exception as err:  # safetensors raises its own error types for bad headers
+            raise FeaturesError(
+                f"{path}: unreadable feature file ({err}); delete it and run `regionedit "
+                "features` again"
+            ) from err
+        self.path = path
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.row
+
+    def sample(self, key: str) -> dict[str, Tensor]:
+        """One sample's features: t_o, t_e (d), prompt (L, D), z_src (c, h, w), f_ins (m, d)."""
+        if key not in self.row:
+            raise FeaturesError(
+                f"{self.path}: no cached features for sample {key}; run `regionedit features` "
+                "again on the same prepared data and descriptions"
+            )
+        i = self.row[key]
+        sample = {name: self.handle.get_slice(name)[i : i + 1][0] for name in STACKED}
+        sample["f_ins"] = self.handle.get_slice("f_ins")[self.offsets[i] : self.offsets[i + 1]]
+        return sample
+
+
+def stack_samples(samples: list[dict[str, Tensor]], unconditional: Tensor) -> CachedFeatures:
+    """Samples read by `ShardFeatures.sample` as one batch, F_ins right-padded to the longest."""
+    longest = max(len(s["f_ins"]) for s in samples)
+    f_ins = torch.zeros(len(samples), longest, samples[0]["f_ins"].shape[-1], dtype=STORAGE_DTYPE)
+    padding = torch.ones(len(samples), longest, dtype=torch.bool)
+    for i, sample in enumerate(samples):
+        length = len(sample["f_ins"])
+        f_ins[i, :length], padding[i, :length] = sample["f_ins"], False
+    return CachedFeatures(
+        **{name: torch.stack([s[name] for s in samples]) for name in STACKED},
+        f_ins=f_ins,
+        ins_padding=padding,
+        unconditional=unconditional,
+    )
+
+
+def _compact(tensor: Tensor, name: str) -> Tensor:
+    stored = tensor.detach().to("cpu", STORAGE_DTYPE)
+    if not torch.isfinite(stored).all():
+        raise FeaturesError(
+            f"cached feature {name} is not finite in {STORAGE_DTYPE} (largest magnitude "
+            f"{tensor.abs().max().item():.3g}); the frozen model's outputs are out of range"
+        )
+    return stored
+
+
+def _save_atomically(tensors: dict[str, Tensor], path: Path, metadata: dict | None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    save_file(tensors, partial, metadata)
+    os.replace(partial, path)
