@@ -61,8 +61,9 @@ def stop(process: subprocess.Popen) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-@pytest.fixture
-def prefect_server(tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp_path = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
     env = scripts_env(
         PREFECT_HOME=str(tmp_path / "prefect-home"),
@@ -129,6 +130,27 @@ def test_serve_schedules_the_pipeline_and_a_run_completes_stage_by_stage(
     finally:
         stop(served)
     assert served.returncode is not None
+
+
+def test_work_pool_deployments_of_infra_prefect_yaml_run_on_a_worker(prefect_server, repo):
+    env = scripts_env(PREFECT_API_URL=prefect_server, REGIONEDIT_HOME=str(repo))
+    prefect = ["prefect", "--no-prompt"]
+    for command in (
+        ["work-pool", "create", "regionedit", "--type", "process"],
+        ["deploy", "--prefect-file", "infra/prefect.yaml", "--all"],
+        ["deployment", "run", "pipeline/on-demand", "--param", 'targets=["benchmarks"]'],
+        ["worker", "start", "--pool", "regionedit", "--run-once"],
+    ):
+        done = subprocess.run(prefect + command, cwd=repo, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    with temporary_settings({PREFECT_API_URL: prefect_server}), get_client(sync_client=True) as c:
+        nightly = c.read_deployment_by_name("pipeline/nightly")
+        assert [s.schedule.cron for s in nightly.schedules] == ["0 3 * * *"]
+        assert nightly.work_pool_name == "regionedit"
+        on_demand = c.read_deployment_by_name("pipeline/on-demand")
+        runs = [r for r in c.read_flow_runs() if r.deployment_id == on_demand.id]
+        assert len(runs) == 1 and runs[0].state.is_completed(), runs[0].state
+    assert (repo / "data/benchmarks/emu_edit").is_dir()  # the run worked in $REGIONEDIT_HOME
 
 
 def test_serve_refuses_without_a_server(repo):
