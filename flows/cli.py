@@ -102,14 +102,12 @@ def train(
         typer.Option(help="continue from the scale's last checkpoint when its config is unchanged"),
     ] = True,
     features: Annotated[
-        Path, typer.Option(help="output of features: the cached frozen features")
-    ] = Path("data/features"),
-    cached: Annotated[
-        bool,
+        Path | None,
         typer.Option(
-            "--cached/--no-cached", help="read --features, or run the frozen encoders every step"
+            help="output of features (data/features): read the cached frozen features; "
+            "default: run the frozen encoders in every step"
         ),
-    ] = True,
+    ] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Train the region head on the nested subset of each scale; one MLflow child run each."""
@@ -132,7 +130,7 @@ def train(
             metrics,
             plots,
             resume,
-            features if cached else None,
+            features,
         )
     except FeaturesError as err:
         typer.echo(f"error: {err}", err=True)

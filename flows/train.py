@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -50,13 +51,13 @@ def train_scale(
     features: Path | None = None,
 ) -> dict:
     logger = get_run_logger()
-    uri = configure_tracking(params.tracking)
-    client = MlflowClient(uri)
-    experiment = mlflow.get_experiment_by_name(params.tracking.experiment).experiment_id
     version = data_version(prepared)
     if features is not None:  # the cache is part of the data: a new one is not resumed into
         cache = FeatureCache(features, cache_settings(params.models, params.method))
         version = f"{version}+features:{cache.version}"
+    uri = configure_tracking(params.tracking)
+    client = MlflowClient(uri)
+    experiment = mlflow.get_experiment_by_name(params.tracking.experiment).experiment_id
     config = training_config(params, scale, version)
     sweep = digest({key: value for key, value in config.items() if key not in ("scale", "count")})
     folder = checkpoints / scale
@@ -108,7 +109,7 @@ def launch(params: Params, run: ScaleRun, resume: bool) -> None:
             }
         )
     )
-    rendezvous = ["--standalone"] if cfg.num_nodes == 1 else []  # multi-node: see infra/
+    rendezvous = ["--standalone"] if cfg.num_nodes == 1 else multi_node_rendezvous()
     command = [
         sys.executable,
         "-m",
@@ -121,6 +122,19 @@ def launch(params: Params, run: ScaleRun, resume: bool) -> None:
         str(spec),
     ]
     subprocess.run(command, check=True)
+
+
+def multi_node_rendezvous() -> list[str]:
+    """This machine is node 0 of `train.num_nodes`; the others join the same run with
+    infra/launch/torchrun_node.sh (the spec lies on a filesystem every node shares)."""
+    address = os.environ.get("MASTER_ADDR")
+    if not address:
+        raise RuntimeError(
+            "train.num_nodes > 1 needs MASTER_ADDR (this node's address, reachable from the "
+            "others) and optionally MASTER_PORT (default 29500); see infra/launch/"
+        )
+    port = os.environ.get("MASTER_PORT", "29500")
+    return ["--node-rank=0", f"--master-addr={address}", f"--master-port={port}"]
 
 
 def _finish(client: MlflowClient, run: ScaleRun, metrics: Path, count: int) -> dict:

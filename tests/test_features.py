@@ -253,3 +253,26 @@ def test_the_features_command(data, zoo_params, tmp_path, prefect_harness):
         ],
     )
     assert missing.exit_code == 2 and "none.parquet: missing" in missing.output
+
+
+def test_the_train_command_names_a_missing_cache(data, zoo_params, tmp_path, prefect_harness):
+    settings = tmp_path / "params.yaml"
+    settings.write_text(json.dumps(zoo_params.model_dump(mode="json")))
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--scale",
+            "1M",
+            "--prepared",
+            str(data[0]),
+            "--descriptions",
+            str(data[1]),
+            "--features",
+            str(tmp_path / "absent"),
+            "--params",
+            str(settings),
+        ],
+    )
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'absent' / INDEX_FILE}: no feature cache here" in result.output

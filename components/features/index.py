@@ -62,7 +62,7 @@ class FeatureCache:
         if not index.is_file():
             raise FeaturesError(
                 f"{index}: no feature cache here; run `regionedit features --out {folder}` first "
-                "(or train with --no-features to compute the frozen features in every step)"
+                "(or train without --features to compute the frozen features in every step)"
             )
         body = json.loads(index.read_text())
         stale = [name for name, value in expected.items() if body["identity"].get(name) != value]
