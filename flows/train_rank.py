@@ -17,7 +17,7 @@ def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     run = spec["run"]
     paths = {name: Path(run[name]) for name in ("prepared", "descriptions", "folder", "loss_curve")}
-    features = Path(run["features"]) if run["features"] is not None else None
+    features = Path(run["features"]) if run.get("features") else None
     fit_scale(
         Params.model_validate(spec["params"]),
         ScaleRun(
