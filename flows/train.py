@@ -121,7 +121,10 @@ def launch(params: Params, run: ScaleRun, resume: bool) -> None:
         "flows.train_rank",
         str(spec),
     ]
-    subprocess.run(command, check=True)
+    try:
+        subprocess.run(command, check=True)
+    finally:  # a spec on disk means a launch in progress: what nodes joining wait for
+        spec.unlink(missing_ok=True)
 
 
 def multi_node_rendezvous() -> list[str]:

@@ -1,0 +1,65 @@
+"""Multi-node DDP as infra/launch runs it: this process is node 0 (the train stage), and a second
+"node" joins with infra/launch/torchrun_node.sh; both on loopback, gloo on CPU."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from flows.train import multi_node_rendezvous, train_flow
+from tests.conftest import ROOT
+from tests.test_prefect_server import free_port, scripts_env, stop
+from tests.test_training import data, tracking, training_params  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_second_node_joins_the_training_run(
+    zoo_params,
+    data,
+    tmp_path,
+    tracking,
+    prefect_harness,
+    monkeypatch,  # noqa: F811
+):
+    params = training_params(
+        zoo_params, tmp_path, devices=1, num_nodes=2, strategy="ddp", max_steps=3
+    )
+    port = str(free_port())
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", port)
+    node_log = (tmp_path / "node-1.log").open("w")
+    node = subprocess.Popen(
+        [str(ROOT / "infra/launch/torchrun_node.sh"), "2M"],
+        cwd=ROOT,
+        env=scripts_env(
+            NODE_RANK="1",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=port,
+            TRAIN_OUT=str(tmp_path / "checkpoints"),
+            POLL_SECONDS="0.2",
+        ),
+        stdout=node_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        train_flow(params, ["2M"], *data, tmp_path / "metrics", tmp_path / "plots")
+        assert node.wait(120) == 0, (tmp_path / "node-1.log").read_text()
+    finally:
+        stop(node)
+    folder = tmp_path / "checkpoints" / "2M"
+    reports = [json.loads(p.read_text()) for p in sorted((folder / "ranks").glob("rank-*.json"))]
+    assert [r["rank"] for r in reports] == [0, 1] and {r["world_size"] for r in reports} == {2}
+    assert [r["batches"] for r in reports] == [3, 3]
+    assert reports[0]["head_sha256"] == reports[1]["head_sha256"]
+    assert not (folder / "launch.json").exists()  # nothing left for a later node to join
+    assert json.loads((tmp_path / "metrics" / "2M.json").read_text())["step"] == 3
+
+
+def test_more_than_one_node_needs_the_head_address(monkeypatch):
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    with pytest.raises(RuntimeError, match="MASTER_ADDR"):
+        multi_node_rendezvous()
