@@ -63,6 +63,9 @@ class MethodConfig(_Strict):
     scheduler: str | None = None  # a diffusers scheduler class name; None = the checkpoint's
     masked_image_latents: Literal["exact", "approx"] = "exact"  # see DESIGN §4
     composition: Literal["pixel", "latent"] = "pixel"  # where res = M*gen + (1-M)*src is formed
+    attention: Literal["sdpa", "eager"] = "sdpa"  # SD's attention: PyTorch's fused SDPA or eager
+    channels_last: bool = False  # UNet and VAE convolutions in channels_last memory (GPU speed)
+    compile_unet: bool = False  # torch.compile the UNet (GPU; the first steps compile it)
     proposal_dilation: int = Field(1, ge=0)  # grid cells generated around the hard mask
     min_proposal_cells: int = Field(1, ge=1)  # highest-P cells always generated: no dead start
     feather: int = Field(3, ge=0)  # pixels of soft edge when pasting the source back

@@ -25,7 +25,7 @@ from components.features.shards import (
 from components.features.store import FeaturesError, ShardFeatures
 from components.method.build import build_frozen_parts, build_region_edit_model
 from components.method.features import cacheable_features
-from components.training.data import CachedCollate, ScaleStream, scale_samples
+from components.training.data import CachedCollate, ScaleStream, check_cached, scale_samples
 from components.training.fit import ScaleRun, fit_scale
 from flows.cli import app
 from flows.features import features_flow
@@ -217,6 +217,13 @@ def test_missing_and_corrupt_inputs_are_named(data, cache, zoo_params, tmp_path)
     tar.unlink()
     with pytest.raises(FeaturesError, match=rf"{plan.shard}: missing shard"):
         cache_shard(plan, broken, tmp_path / "out", frozen(zoo_params), 64, 4)
+
+    settings = cache_settings(zoo_params.models, zoo_params.method)
+    samples = scale_samples(*data, count=4, seed=0, scale="test")
+    check_cached(samples, FeatureCache(cache, settings))
+    samples.loc[2, "t_e"] = "a description written after the cache"
+    with pytest.raises(FeaturesError, match="features of other descriptions for 1 sample"):
+        check_cached(samples, FeatureCache(cache, settings))
 
     copy = tmp_path / "cache"
     shutil.copytree(cache, copy)

@@ -29,6 +29,7 @@ from components.features.store import (
     FeaturesError,
     shard_counts,
     shard_tensors,
+    texts_digest,
     write_shard,
 )
 from components.generation.inpainting import InpaintingGenerator
@@ -173,7 +174,8 @@ def cache_shard(
         )
         progress(end - start)
     counts = {"inputs": plan.inputs, "cached": len(plan.keys), "skipped": plan.skipped}
-    write_shard(out / SHARDS / plan.file, plan.keys, shard_tensors(batches), counts)
+    texts = [texts_digest(*row) for row in zip(plan.t_o, plan.t_ins, plan.t_e, strict=True)]
+    write_shard(out / SHARDS / plan.file, plan.keys, texts, shard_tensors(batches), counts)
     return False
 
 

@@ -3,13 +3,15 @@
 A shard's file stacks its samples' cached features (components/method/features.py) in shard
 order, in float16: T_o, T_e (n, d), the SD prompt states (n, L, D), z_src (n, c, h, w), and the
 instruction tokens F_ins without their padding, concatenated (tokens, d) with offsets (n + 1),
-so a short instruction costs only its own tokens. The sample keys and the shard's counts are in
-the header. The empty prompt's states are the same for every sample: one file for the folder.
-Readers memory-map the file and read one sample's rows at a time.
+so a short instruction costs only its own tokens; and a hash of each sample's three texts
+(n,), so training can tell a cache of older descriptions. The sample keys and the shard's
+counts are in the header. The empty prompt's states are the same for every sample: one file
+for the folder. Readers memory-map the file and read one sample's rows at a time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -49,10 +51,22 @@ def shard_tensors(batches: list[CachedFeatures]) -> dict[str, Tensor]:
     return tensors
 
 
+def texts_digest(t_o: str, t_ins: str, t_e: str) -> int:
+    """64 bits of a hash of a sample's descriptions, as a signed int64 tensor element."""
+    digest = hashlib.sha256(f"{t_o}\0{t_ins}\0{t_e}".encode()).digest()
+    return int.from_bytes(digest[:8], "little", signed=True)
+
+
 def write_shard(
-    path: Path, keys: list[str], tensors: dict[str, Tensor], counts: dict[str, object]
+    path: Path,
+    keys: list[str],
+    texts: list[int],
+    tensors: dict[str, Tensor],
+    counts: dict[str, object],
 ) -> None:
-    """Write atomically: the file appears complete or not at all."""
+    """Write atomically: the file appears complete or not at all. `texts`: `texts_digest` per
+    sample."""
+    tensors = tensors | {"texts": torch.tensor(texts, dtype=torch.int64)}
     metadata = {"keys": json.dumps(keys), "counts": json.dumps(counts, sort_keys=True)}
     _save_atomically({name: t.contiguous() for name, t in tensors.items()}, path, metadata)
 
@@ -90,6 +104,7 @@ class ShardFeatures:
             self.handle = safe_open(path, "pt")
             self.row = {key: i for i, key in enumerate(json.loads(self.handle.metadata()["keys"]))}
             self.offsets = self.handle.get_tensor("ins_offsets").tolist()
+            self.texts = self.handle.get_tensor("texts").tolist()
         except Exception as err:  # safetensors raises its own error types for bad headers
             raise FeaturesError(
                 f"{path}: unreadable feature file ({err}); delete it and run `regionedit "
@@ -99,6 +114,10 @@ class ShardFeatures:
 
     def __contains__(self, key: str) -> bool:
         return key in self.row
+
+    def described_as(self, key: str, t_o: str, t_ins: str, t_e: str) -> bool:
+        """Whether the sample was cached with these descriptions."""
+        return self.texts[self.row[key]] == texts_digest(t_o, t_ins, t_e)
 
     def sample(self, key: str) -> dict[str, Tensor]:
         """One sample's features: t_o, t_e (d), prompt (L, D), z_src (c, h, w), f_ins (m, d)."""

@@ -127,15 +127,25 @@ class CachedCollate:
 
 
 def check_cached(samples: pd.DataFrame, features: FeatureCache) -> None:
-    """Every sample of the scale has cached features; fails before training otherwise."""
+    """Every sample of the scale has cached features of its current descriptions; fails before
+    training otherwise."""
     for shard, rows in samples.groupby("shard", sort=True):
         cached = features.shard(shard)
-        missing = [key for key in rows["key"] if key not in cached]
-        if missing:
-            raise FeaturesError(
-                f"{cached.path}: no cached features for {len(missing)} sample(s) of the scale, "
-                f"e.g. {missing[0]}; run `regionedit features` again on the same data"
-            )
+        missing = [row.key for row in rows.itertuples() if row.key not in cached]
+        stale = [
+            row.key
+            for row in rows.itertuples()
+            if row.key in cached and not cached.described_as(row.key, row.t_o, row.t_ins, row.t_e)
+        ]
+        for keys, problem in (
+            (missing, "no cached features"),
+            (stale, "features of other descriptions"),
+        ):
+            if keys:
+                raise FeaturesError(
+                    f"{cached.path}: {problem} for {len(keys)} sample(s) of the scale, e.g. "
+                    f"{keys[0]}; run `regionedit features` again on the same data and descriptions"
+                )
 
 
 def _unsplit(urls: Iterator[dict]) -> Iterator[dict]:
