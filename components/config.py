@@ -89,6 +89,7 @@ class DescribeConfig(_Strict):
     shards_per_task: int = Field(1, ge=1)  # one Prefect task per this many shards
     task_runner: Literal["threads", "dask", "ray"] = "threads"
     workers: int = Field(2, ge=1)  # concurrent shard tasks
+    cluster: str | None = None  # a running Dask or Ray cluster's address; None = start one here
     task_retries: int = Field(2, ge=0)  # Prefect retries of a crashed shard task (not bad answers)
 
 

@@ -2,7 +2,8 @@
 
 Tasks write one part file per shard (components/describe/shards.py), so a rerun skips finished
 shards and a failed or killed run resumes. The task runner is describe.task_runner: threads in
-one process by default; Dask or Ray (prefect-dask / prefect-ray, optional) for a cluster.
+one process by default; Dask or Ray (prefect-dask / prefect-ray, optional) on the cluster at
+describe.cluster, whose workers must see `data` and `out` at the same paths (a shared filesystem).
 """
 
 from __future__ import annotations
@@ -102,20 +103,30 @@ def run_describe(
 
 
 def task_runner(cfg: DescribeConfig) -> TaskRunner:
+    """describe.task_runner on describe.cluster, or on a local cluster of describe.workers."""
     if cfg.task_runner == "threads":
+        if cfg.cluster is not None:
+            raise DescribeError(
+                f"describe.cluster is {cfg.cluster!r} but describe.task_runner is threads: set "
+                "task_runner to dask or ray to use that cluster, or set cluster: null"
+            )
         return ThreadPoolTaskRunner(max_workers=cfg.workers)
     try:
         if cfg.task_runner == "dask":
             from prefect_dask import DaskTaskRunner
 
-            return DaskTaskRunner(cluster_kwargs={"n_workers": cfg.workers})
+            if cfg.cluster is None:
+                return DaskTaskRunner(cluster_kwargs={"n_workers": cfg.workers})
+            return DaskTaskRunner(address=cfg.cluster)
         from prefect_ray import RayTaskRunner
 
-        return RayTaskRunner()  # Ray's own RAY_ADDRESS picks a running cluster
+        if cfg.cluster is None:
+            return RayTaskRunner(init_kwargs={"num_cpus": cfg.workers})
+        return RayTaskRunner(address=cfg.cluster)  # "auto": RAY_ADDRESS or this node's cluster
     except ImportError as err:
         raise DescribeError(
             f"describe.task_runner {cfg.task_runner!r} needs prefect-{cfg.task_runner} "
-            f"(pip install prefect-{cfg.task_runner}), or set describe.task_runner: threads"
+            f'(pip install "regionedit[{cfg.task_runner}]"), or set describe.task_runner: threads'
         ) from err
 
 
