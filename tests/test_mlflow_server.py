@@ -92,8 +92,11 @@ def test_pipeline_logs_to_an_authenticated_server_over_http(mlflow_server, repo,
     experiment = client.get_experiment_by_name("regionedit")
     runs = client.search_runs([experiment.experiment_id])
     children = [r for r in runs if r.data.tags.get("scale") == "1M"]
-    assert len(children) == 1 and len(runs) == 2  # the sweep's parent and the 1M child
+    assert len(children) == 1  # the evaluation logged into the training run, not a run of its own
     child = children[0]
+    by_id = {r.info.run_id: r for r in runs}
+    assert child.data.tags["mlflow.parentRunId"] in by_id  # the sweep's run
+    assert len(runs) == 3 and "describe" in {r.info.run_name for r in runs}
     assert child.data.params  # flattened params
     assert any(name.startswith("eval/emu_edit/") for name in child.data.metrics)
     history = client.get_metric_history(child.info.run_id, "train/total")
