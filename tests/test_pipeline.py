@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from typer.testing import CliRunner
 
+from flows.cli import app
 from flows.pipeline import StageFailed, pipeline_flow, pipeline_stages
 from tests.conftest import ROOT, set_params, sh
 
@@ -93,3 +95,20 @@ def test_cli_pipeline_reports_each_stage(repo):
     done = sh(repo, "regionedit", "pipeline", "--target", "benchmarks")
     assert done.stdout.split()[:2] == ["benchmarks", "ran"]
     assert Path(repo / "data/benchmarks/magicbrush").is_dir()
+
+
+def test_use_profile_writes_a_valid_profile_and_lists_what_changed(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text())
+    paper = ROOT / "infra/profiles/paper.yaml"
+    done = CliRunner().invoke(app, ["use-profile", str(paper), "--params", str(params)])
+    assert done.exit_code == 0, done.output
+    assert params.read_text() == paper.read_text()
+    assert "models.clip: 'local-dir:models/zoo/clip' -> 'ViT-L-14'" in done.output
+    assert "train.batch_size: 4 -> 32" in done.output
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train:\n  batch_size: many\n")
+    refused = CliRunner().invoke(app, ["use-profile", str(broken), "--params", str(params)])
+    assert refused.exit_code == 2 and "batch_size" in refused.output
+    assert params.read_text() == paper.read_text()  # left as it was
