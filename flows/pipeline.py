@@ -24,6 +24,7 @@ from pathlib import Path
 import networkx as nx
 from dvc.repo import Repo
 from prefect import flow, get_client, get_run_logger, task
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from components.config import PipelineConfig, load_params
@@ -158,6 +159,11 @@ def pipeline_flow(repo: str = ".", targets: list[str] | None = None) -> list[Sta
             retry_delay_seconds=cfg.retry_delay_seconds,
         )
         outcomes.append(run_stage(root, stage, logs))
+    create_table_artifact(
+        [{"stage": o.stage, "status": o.status, "seconds": round(o.seconds, 1)} for o in outcomes],
+        key="pipeline-stages",
+        description="What each stage of this run did (DVC skips up-to-date stages).",
+    )
     ran = [o.stage for o in outcomes if o.status == "ran"]
     logger.info(
         "pipeline done: %d stages ran (%s), %d up to date",

@@ -15,6 +15,16 @@ from flows.pipeline import StageFailed, pipeline_flow, pipeline_stages
 from tests.conftest import ROOT, set_params, sh
 
 
+def stage_table(flow_run_id) -> list[dict]:
+    """The table artifact a pipeline run leaves for the Prefect UI."""
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    [table] = [a for a in artifacts if a.key == "pipeline-stages"]
+    return json.loads(table.data) if isinstance(table.data, str) else table.data
+
+
 def task_run_names(flow_run_id) -> list[str]:
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
@@ -51,6 +61,11 @@ def test_pipeline_skips_what_is_current_and_reruns_only_readers(prefect_harness,
         ("benchmarks", "ran"),
     ]
     assert task_run_names(state.state_details.flow_run_id) == ["benchmarks", "prepare"]
+    table = stage_table(state.state_details.flow_run_id)
+    assert [(row["stage"], row["status"]) for row in table] == [
+        ("prepare", "ran"),
+        ("benchmarks", "ran"),
+    ]
     assert json.loads((repo / "metrics/prepare.json").read_text())["accepted"] == 24
 
     again = pipeline_flow(str(repo), targets)
