@@ -6,71 +6,24 @@
 The models are those params.yaml names (the tiny zoo by default: run `regionedit zoo` first).
 Components are the stages RegionEditModel.forward and Editor.edit mark (encoders, head,
 generation, composition, clip_on_result, losses, backward; for an edit also paste_back), so
-this breakdown follows the code instead of copying it. Peak memory is the CUDA allocator's
-peak within each component on a GPU, and the process's peak RSS so far on the CPU.
+this breakdown follows the code instead of copying it (breakdown.py, shared with
+train_step.py). Peak memory is the CUDA allocator's peak within each component on a GPU, and the
+process's peak RSS so far on the CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
-import time
-from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
+from breakdown import Breakdown
 
 from components.config import load_params
 from components.data.demo_edits import DEMO_EDITS, demo_edit_batch, demo_photo
 from components.describe.describer import Describer
 from components.editing import Editor
 from components.method.build import build_region_edit_model
-
-
-class Breakdown:
-    """Collects seconds and peak bytes per named component over repeated runs."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.seconds: dict[str, list[float]] = defaultdict(list)
-        self.peak_bytes: dict[str, int] = defaultdict(int)
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        cuda = self.device.type == "cuda"
-        if cuda:
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-        start = time.perf_counter()
-        yield
-        if cuda:
-            torch.cuda.synchronize(self.device)
-        self.seconds[name].append(time.perf_counter() - start)
-        peak = (
-            torch.cuda.max_memory_allocated(self.device)
-            if cuda
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        )
-        self.peak_bytes[name] = max(self.peak_bytes[name], peak)
-
-    def table(self, title: str) -> dict[str, dict[str, float]]:
-        rows = {
-            name: {"median_seconds": statistics.median(times), "peak_bytes": self.peak_bytes[name]}
-            for name, times in self.seconds.items()
-        }
-        total = sum(row["median_seconds"] for row in rows.values())
-        print(f"\n{title}")
-        print(f"  {'component':<16}{'median ms':>12}{'share':>8}{'peak MiB':>12}")
-        for name, row in rows.items():
-            print(
-                f"  {name:<16}{row['median_seconds'] * 1e3:>12.1f}"
-                f"{row['median_seconds'] / total:>8.0%}{row['peak_bytes'] / 2**20:>12.0f}"
-            )
-        print(f"  {'total':<16}{total * 1e3:>12.1f}")
-        return rows
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from components.config import MethodConfig, ModelsConfig
 from components.generation.inpainting import InpaintingGenerator
 from components.method.encoders import FrozenEncoders
 from components.method.model import RegionEditModel
-from components.models.inpainting import load_inpainting
+from components.models.inpainting import InpaintingParts, load_inpainting
 from components.models.loading import load_clip, load_instruction_encoder
 
 
@@ -23,7 +23,12 @@ def build_frozen_parts(
     return encoders, InpaintingGenerator(parts)
 
 
+def generator_for(parts: InpaintingParts, method: MethodConfig) -> InpaintingGenerator:
+    """The generator on `parts` with `method`'s speed options (attention, layout, compile)."""
+    return InpaintingGenerator(parts, method.attention, method.channels_last, method.compile_unet)
+
+
 def build_region_edit_model(models: ModelsConfig, method: MethodConfig) -> RegionEditModel:
     """The frozen parts + a fresh head."""
     encoders, generator = build_frozen_parts(models, method.instruction_tokens, method.scheduler)
-    return RegionEditModel(encoders, generator, method)
+    return RegionEditModel(encoders, generator_for(generator.parts, method), method)

@@ -46,14 +46,14 @@ def load_inpainting(
         tokenizer=CLIPTokenizer.from_pretrained(
             source, subfolder="tokenizer", trust_remote_code=trust_remote_code
         ),
-        scheduler=_load_scheduler(source, scheduler),
+        scheduler=load_scheduler(source, scheduler),
     )
     for module in (parts.unet, parts.vae, parts.text_encoder):
         freeze(module)
     return parts
 
 
-def _load_scheduler(source: str, name: str | None) -> SchedulerMixin:
+def load_scheduler(source: str, name: str | None) -> SchedulerMixin:
     """The saved scheduler, or the compatible diffusers class `name` built from its config."""
     _, saved_class = DiffusionPipeline.load_config(source)["scheduler"]  # model_index.json
     saved = getattr(diffusers, saved_class).from_pretrained(source, subfolder="scheduler")

@@ -3,6 +3,7 @@
 Stands in for google/flan-t5-base and loads through the same calls (`AutoTokenizer`,
 `T5EncoderModel.from_pretrained`). Its width (48) differs from the tiny CLIP's embed_dim (32) on
 purpose, as FLAN-T5's and CLIP's may, so the projection between them is always exercised.
+`PAPER_SHAPE` is FLAN-T5-base's encoder (random weights, the same tokenizer), for benchmarks.
 """
 
 from __future__ import annotations
@@ -19,19 +20,17 @@ from transformers import T5Config, T5EncoderModel, T5Tokenizer
 from components.zoo.corpus import corpus
 
 D_MODEL = 48
+TINY_SHAPE = {"d_model": D_MODEL, "d_kv": 16, "d_ff": 96, "num_layers": 2, "num_heads": 3}
+PAPER_SHAPE = {"d_model": 768, "d_kv": 64, "d_ff": 2048, "num_layers": 12, "num_heads": 12}
 
 
-def build_instruction_encoder(out: Path, seed: int) -> Path:
-    """Write the tiny T5 encoder and its tokenizer to `out` and return it."""
+def build_instruction_encoder(out: Path, seed: int, shape: dict[str, int] = TINY_SHAPE) -> Path:
+    """Write the T5 encoder (tiny unless `shape` says otherwise) and its tokenizer to `out`."""
     tokenizer = sentencepiece_tokenizer(corpus(seed))
     torch.manual_seed(seed)
     config = T5Config(
         vocab_size=len(tokenizer),
-        d_model=D_MODEL,
-        d_kv=16,
-        d_ff=96,
-        num_layers=2,
-        num_heads=3,
+        **shape,
         feed_forward_proj="gated-gelu",  # FLAN-T5's feed-forward
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
