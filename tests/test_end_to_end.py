@@ -1,0 +1,77 @@
+"""The whole embedded pipeline in a fresh clone: `regionedit pipeline` killed during training,
+run again to completion; then `dvc repro` and a second `regionedit pipeline` find nothing to
+do, MLflow holds one run per scale, and every prepared sample is described exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, sh
+from tests.test_prefect_server import scripts_env, stop, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def test_fresh_clone_runs_end_to_end_and_a_kill_during_training_loses_nothing(tmp_path):
+    clone = tmp_path / "clone"
+    sh(ROOT, "git", "clone", "-q", str(ROOT), str(clone))
+    env = scripts_env()
+    env.pop("MLFLOW_TRACKING_URI", None)  # the embedded default: clone/mlflow.db
+
+    log = (tmp_path / "killed.log").open("w")
+    killed = subprocess.Popen(
+        ["regionedit", "pipeline"],
+        cwd=clone,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    first_checkpoint = clone / "checkpoints" / "1M" / "last.ckpt"
+    try:
+        wait_until(lambda: first_checkpoint.is_file() or killed.poll() is not None, "training", 900)
+        assert killed.poll() is None, (tmp_path / "killed.log").read_text()
+        os.killpg(killed.pid, signal.SIGKILL)  # the whole tree: flow, dvc, the stage's trainer
+        killed.wait(30)
+    finally:
+        stop(killed)
+    assert not (clone / "metrics" / "train" / "1M.json").exists()  # killed before it finished
+
+    start = time.monotonic()
+    rerun = subprocess.run(
+        ["regionedit", "pipeline"], cwd=clone, env=env, capture_output=True, text=True
+    )
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    print(f"pipeline after the kill: {time.monotonic() - start:.0f} s")
+    statuses = dict(line.split()[:2] for line in rerun.stdout.splitlines() if line.strip())
+    assert statuses["train@1M"] == "ran" and statuses["report"] == "ran"
+
+    nothing = sh(clone, "dvc", "repro").stdout
+    assert "Data and pipelines are up to date" in nothing, nothing
+    assert "up to date" in sh(clone, "dvc", "status").stdout
+    again = sh(clone, "regionedit", "pipeline").stdout.splitlines()
+    assert again and all(line.split()[1:4] == ["up", "to", "date"] for line in again)
+
+    with sqlite3.connect(clone / "mlflow.db") as db:
+        scales = [row[0] for row in db.execute("SELECT value FROM tags WHERE key = 'scale'")]
+        sweeps = db.execute(
+            "SELECT COUNT(DISTINCT value) FROM tags WHERE key = 'mlflow.parentRunId'"
+        ).fetchone()[0]
+    assert sorted(scales) == ["1M", "2M", "3M", "4M", "5M"]  # the killed run was resumed, once
+    assert sweeps == 1
+
+    manifest = pd.read_parquet(clone / "data/prepared/manifest.parquet")
+    described = pd.read_parquet(clone / "data/descriptions/descriptions.parquet")
+    assert described["key"].is_unique and set(described["key"]) == set(manifest["key"])
+    tables = (clone / "reports" / "tables.md").read_text()
+    assert "5M" in tables and (clone / "reports" / "scaling.png").stat().st_size > 0
+    prepared = json.loads((clone / "metrics" / "prepare.json").read_text())
+    assert prepared["accepted"] == len(manifest)
