@@ -132,9 +132,6 @@ class TrackingConfig(_Strict):
     experiment: str = "regionedit"
 
 
-class Params(_Strict):
-    """The whole of params.yaml."""
-
 class PipelineConfig(_Strict):
     """`regionedit pipeline` / `serve`: how the DVC stages run as Prefect tasks. No stage reads
     these keys, so changing them reruns nothing."""
@@ -146,6 +143,9 @@ class PipelineConfig(_Strict):
     logs: str = "logs/pipeline"  # one log file per stage and flow run
 
 
+class Params(_Strict):
+    """The whole of params.yaml."""
+
     seed: int = 0  # one seed for every random choice (scene generation, scale order)
     prepare: PrepareConfig = PrepareConfig()
     models: ModelsConfig = ModelsConfig()
@@ -154,10 +154,10 @@ class PipelineConfig(_Strict):
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     tracking: TrackingConfig = TrackingConfig()
+    pipeline: PipelineConfig = PipelineConfig()
     scales: dict[str, int] = {
         "1M": 1_000_000,
         "2M": 2_000_000,
-    pipeline: PipelineConfig = PipelineConfig()
         "3M": 3_000_000,
         "4M": 4_000_000,
         "5M": 5_000_000,
