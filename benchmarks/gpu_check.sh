@@ -17,6 +17,7 @@ export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFL
 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)"
     # settings start until BUDGET_SECONDS; the JSON is rewritten after each, so a cut keeps it
     timeout "${LIMIT_SECONDS:-310}" python3 benchmarks/train_step.py --size paper --device cuda \
-        --batch 32 --repeats 2 --budget-seconds "${BUDGET_SECONDS:-200}" --json "$OUT/paper_gpu.json"
-    timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_generation_options.py
+        --batch 32 --repeats 2 --budget-seconds "${BUDGET_SECONDS:-200}" --json "$OUT/paper_gpu.json" \
+        ${SETTINGS:+--settings "$SETTINGS"}
+    timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_generation_options.py ${TESTS:+-k "$TESTS"}
 } 2>&1 | tee "$OUT/log"

@@ -20,7 +20,7 @@ def generator(zoo, device: str = "cpu", **options) -> InpaintingGenerator:
     return InpaintingGenerator(load_inpainting(str(zoo["sd-inpainting"])), **options).to(device)
 
 
-def generate(gen: InpaintingGenerator, **autocast) -> torch.Tensor:
+def generate(gen: InpaintingGenerator, seed: int = 3, **autocast) -> torch.Tensor:
     device = gen.device
     images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     mask = torch.zeros(2, 1, 64, 64)
@@ -30,7 +30,7 @@ def generate(gen: InpaintingGenerator, **autocast) -> torch.Tensor:
             images.to(device),
             mask.to(device),
             gen.encode_prompt(PROMPTS),
-            torch.Generator(device).manual_seed(3),
+            torch.Generator(device).manual_seed(seed),
             steps=3,
             guidance_scale=7.5,
         )
@@ -40,6 +40,17 @@ def generate(gen: InpaintingGenerator, **autocast) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def reference(zoo) -> torch.Tensor:
     return generate(generator(zoo))
+
+
+def distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Relative L2 distance of a from b."""
+    return ((a - b).norm() / b.norm()).item()
+
+
+@pytest.fixture(scope="module")
+def seed_distance(zoo, reference) -> float:
+    """How far another noise sample moves the output: the scale for "close" below."""
+    return distance(generate(generator(zoo), seed=4), reference)
 
 
 def test_sdpa_is_set_explicitly_and_eager_attention_matches_it(zoo, reference):
@@ -62,11 +73,11 @@ def test_channels_last_changes_the_layout_not_the_result(zoo, reference):
     assert back.parts.unet.conv_in.weight.is_contiguous()
 
 
-def test_bf16_autocast_is_close_to_fp32_but_not_equal(zoo, reference):
+def test_bf16_autocast_is_close_to_fp32_but_not_equal(zoo, reference, seed_distance):
     bf16 = generate(generator(zoo), autocast=True)
-    assert not torch.equal(bf16, reference)
-    relative = (bf16 - reference).norm() / reference.norm()
-    assert relative < 0.05, f"bf16 generation is {relative:.3f} away from fp32 (relative L2)"
+    # random tiny models and guidance x7.5 amplify rounding: measured 0.02 of the seed distance
+    # on a CPU and 0.11 on an H200; a real error would be as far as another seed
+    assert 0 < distance(bf16, reference) < 0.25 * seed_distance
 
 
 def test_unknown_attention_is_refused_by_name(zoo):
@@ -75,10 +86,11 @@ def test_unknown_attention_is_refused_by_name(zoo):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="torch.compile is checked on a GPU")
-def test_compiled_unet_matches_the_eager_unet_on_a_gpu(zoo):
+def test_compiled_unet_matches_the_eager_unet_on_a_gpu(zoo, seed_distance):
     plain = generate(generator(zoo, device="cuda"))
-    compiled = generator(zoo, device="cuda", compile_unet=True)
-    torch.testing.assert_close(generate(compiled), plain, atol=1e-3, rtol=0)
+    compiled = generate(generator(zoo, device="cuda", compile_unet=True))
+    # fused kernels round differently (and TF32 convolutions on both sides): close, not equal
+    assert distance(compiled, plain) < 0.25 * seed_distance
 
 
 def test_the_method_builder_applies_the_options(zoo_params):
