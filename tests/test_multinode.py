@@ -11,23 +11,24 @@ import pytest
 from flows.train import multi_node_rendezvous, train_flow
 from tests.conftest import ROOT
 from tests.test_prefect_server import free_port, scripts_env, stop
-from tests.test_training import data, tracking, training_params  # noqa: F401 (fixtures)
+from tests.test_training import training_params, write_training_data
 
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture
+def data(tmp_path):
+    return write_training_data(tmp_path / "data")
+
+
 def test_a_second_node_joins_the_training_run(
-    zoo_params,
-    data,
-    tmp_path,
-    tracking,
-    prefect_harness,
-    monkeypatch,  # noqa: F811
+    zoo_params, data, tmp_path, prefect_harness, monkeypatch
 ):
     params = training_params(
         zoo_params, tmp_path, devices=1, num_nodes=2, strategy="ddp", max_steps=3
     )
     port = str(free_port())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", port)
     node_log = (tmp_path / "node-1.log").open("w")
