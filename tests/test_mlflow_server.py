@@ -56,7 +56,10 @@ def mlflow_server(tmp_path: Path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: status(f"{url}/health") == 200, "mlflow server")
+        wait_until(
+            lambda: status(f"{url}/health") == 200 or server.poll() is not None, "mlflow server"
+        )
+        assert server.poll() is None, (tmp_path / "mlflow.log").read_text()[-3000:]
         yield url
     finally:
         stop(server)

@@ -80,7 +80,11 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         start_new_session=True,
     )
     try:
-        wait_until(lambda: answers(f"http://127.0.0.1:{port}/api/health"), "prefect server")
+        wait_until(
+            lambda: answers(f"http://127.0.0.1:{port}/api/health") or server.poll() is not None,
+            "prefect server",
+        )
+        assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
         yield f"http://127.0.0.1:{port}/api"
     finally:
         stop(server)
