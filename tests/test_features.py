@@ -22,7 +22,7 @@ from components.features.shards import (
     finish,
     plan_features,
 )
-from components.features.store import FeaturesError, ShardFeatures
+from components.features.store import FeaturesError, ShardFeatures, shard_metadata, write_shard
 from components.method.build import build_frozen_parts, build_region_edit_model
 from components.method.features import cacheable_features
 from components.training.data import CachedCollate, ScaleStream, check_cached, scale_samples
@@ -79,7 +79,7 @@ def test_the_stage_caches_every_described_sample_once_and_counts_the_rest(cache,
     keys = []
     for shard, name in sorted(index["shards"].items()):
         with safe_open(cache / SHARDS / name, "pt") as handle:
-            shard_keys = json.loads(handle.metadata()["keys"])
+            shard_keys = shard_metadata(handle)["keys"]
             n = len(shard_keys)
             assert handle.get_slice("t_o").get_shape() == [n, 32]
             assert handle.get_slice("t_e").get_shape() == [n, 32]
@@ -283,3 +283,19 @@ def test_the_train_command_names_a_missing_cache(data, zoo_params, tmp_path, pre
     )
     assert result.exit_code == 2
     assert f"{tmp_path / 'absent' / INDEX_FILE}: no feature cache here" in result.output
+
+
+def test_a_shard_file_has_the_same_bytes_every_time_it_is_written(tmp_path):
+    """DVC hashes the cache: identical features must give identical files."""
+    tensors = {"t_o": torch.arange(6, dtype=torch.float16).reshape(2, 3)}
+    written = []
+    for i in range(6):
+        path = tmp_path / f"shard-{i}.safetensors"
+        write_shard(path, ["b", "a"], [1, 2], tensors, {"cached": 2, "skipped": {}})
+        written.append(path.read_bytes())
+    assert len(set(written)) == 1
+    with safe_open(tmp_path / "shard-0.safetensors", "pt") as handle:
+        assert shard_metadata(handle) == {
+            "keys": ["b", "a"],
+            "counts": {"cached": 2, "skipped": {}},
+        }

@@ -23,7 +23,8 @@ from torch import Tensor
 
 from components.method.features import CachedFeatures
 
-FORMAT = "regionedit-features-1"
+FORMAT = "regionedit-features-2"
+SHARD_METADATA = "shard"
 STORAGE_DTYPE = torch.float16  # 10 mantissa bits; every cached value is far below its max
 STACKED = ("t_o", "t_e", "prompt", "z_src")  # one row per sample
 UNCONDITIONAL_FILE = "unconditional.safetensors"
@@ -67,7 +68,9 @@ def write_shard(
     """Write atomically: the file appears complete or not at all. `texts`: `texts_digest` per
     sample."""
     tensors = tensors | {"texts": torch.tensor(texts, dtype=torch.int64)}
-    metadata = {"keys": json.dumps(keys), "counts": json.dumps(counts, sort_keys=True)}
+    # one metadata entry: safetensors writes several in a per-process order, so the file's
+    # bytes (and DVC's hash of the cache) would differ between identical runs
+    metadata = {SHARD_METADATA: json.dumps({"keys": keys, "counts": counts}, sort_keys=True)}
     _save_atomically({name: t.contiguous() for name, t in tensors.items()}, path, metadata)
 
 
@@ -86,10 +89,15 @@ def read_unconditional(folder: Path) -> Tensor:
     return load_file(path)["unconditional"]
 
 
+def shard_metadata(handle) -> dict:
+    """A shard file's sample keys (in row order) and the counts it was written with."""
+    return json.loads(handle.metadata()[SHARD_METADATA])
+
+
 def shard_counts(path: Path) -> dict[str, object]:
     """The counts a shard's file was written with (so a reused shard reports the same)."""
     with safe_open(path, "pt") as handle:
-        return json.loads(handle.metadata()["counts"])
+        return shard_metadata(handle)["counts"]
 
 
 class ShardFeatures:
@@ -102,7 +110,7 @@ class ShardFeatures:
             )
         try:
             self.handle = safe_open(path, "pt")
-            self.row = {key: i for i, key in enumerate(json.loads(self.handle.metadata()["keys"]))}
+            self.row = {key: i for i, key in enumerate(shard_metadata(self.handle)["keys"])}
             self.offsets = self.handle.get_tensor("ins_offsets").tolist()
             self.texts = self.handle.get_tensor("texts").tolist()
         except Exception as err:  # safetensors raises its own error types for bad headers
