@@ -1,5 +1,6 @@
 """Shared fixtures: images made in memory, captioned folders, the Prefect test harness, the zoo,
-and copies of the project for tests that run `dvc` and `regionedit` commands in it."""
+copies of the project for tests that run `dvc` and `regionedit` commands in it, and background
+processes (servers, a second training node) on loopback."""
 
 from __future__ import annotations
 
@@ -7,8 +8,15 @@ import csv
 import io
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +32,73 @@ LIMITS = ImageLimits(min_side=16, max_pixels=1_000_000)
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def scripts_env(**extra: str) -> dict[str, str]:
+    """This environment with this interpreter's scripts (dvc, regionedit, prefect) first on PATH."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return os.environ | {"PATH": path} | extra
+
+
 def sh(cwd: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
-    """A command with this interpreter's scripts (dvc, regionedit) first on PATH."""
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    """A command with this interpreter's scripts first on PATH."""
+    done = subprocess.run(command, cwd=cwd, env=scripts_env(), capture_output=True, text=True)
     if check:
         assert done.returncode == 0, done.stdout + done.stderr
     return done
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(ready: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not ready after {timeout} s")
+
+
+def http_status(url: str) -> int:
+    """The status a GET of `url` answers with; 0 when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:
+        return 0
+
+
+@contextmanager
+def background(command: list[str], log: Path, **popen: object) -> Iterator[subprocess.Popen]:
+    """A process in a session of its own (so its whole tree can be signalled), its output in
+    `log`; stopped with everything it started on the way out."""
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **popen
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+@contextmanager
+def http_server(command: list[str], health: str, log: Path, **popen: object) -> Iterator[None]:
+    """A server started in the background, once `health` answers 200; fails with its log if it
+    exits first."""
+    with background(command, log, **popen) as server:
+        wait_until(lambda: http_status(health) == 200 or server.poll() is not None, command[0])
+        assert server.poll() is None, log.read_text()[-3000:]
+        yield
 
 
 def set_params(repo: Path, **changes: object) -> None:

@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 
 from flows.pipeline import pipeline_stages
-from tests.conftest import ROOT, sh
-from tests.test_prefect_server import scripts_env, stop, wait_until
+from tests.conftest import ROOT, background, scripts_env, sh, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -27,23 +26,13 @@ def test_fresh_clone_runs_end_to_end_and_a_kill_during_training_loses_nothing(tm
     env = scripts_env()
     env.pop("MLFLOW_TRACKING_URI", None)  # the embedded default: clone/mlflow.db
 
-    log = (tmp_path / "killed.log").open("w")
-    killed = subprocess.Popen(
-        ["regionedit", "pipeline"],
-        cwd=clone,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     first_checkpoint = clone / "checkpoints" / "1M" / "last.ckpt"
-    try:
+    log = tmp_path / "killed.log"
+    with background(["regionedit", "pipeline"], log, cwd=clone, env=env) as killed:
         wait_until(lambda: first_checkpoint.is_file() or killed.poll() is not None, "training", 900)
-        assert killed.poll() is None, (tmp_path / "killed.log").read_text()
+        assert killed.poll() is None, log.read_text()
         os.killpg(killed.pid, signal.SIGKILL)  # the whole tree: flow, dvc, the stage's trainer
         killed.wait(30)
-    finally:
-        stop(killed)
     assert not (clone / "metrics" / "train" / "1M.json").exists()  # killed before it finished
 
     start = time.monotonic()

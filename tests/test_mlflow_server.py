@@ -6,29 +6,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import ROOT, set_params, sh
-from tests.test_prefect_server import free_port, scripts_env, stop, wait_until
+from tests.conftest import ROOT, free_port, http_server, http_status, scripts_env, set_params, sh
 
 pytestmark = pytest.mark.slow
 
 ADMIN, PASSWORD = "ops", "a-long-test-password"
-
-
-def status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status
-    except urllib.error.HTTPError as err:
-        return err.code
-    except OSError:
-        return 0
 
 
 @pytest.fixture
@@ -45,24 +32,10 @@ def mlflow_server(tmp_path: Path):
         MLFLOW_PORT=str(port),
         MLFLOW_WORKERS="1",
     )
-    log = (tmp_path / "mlflow.log").open("w")
-    server = subprocess.Popen(
-        [str(ROOT / "infra/mlflow/serve.sh")],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: status(f"{url}/health") == 200 or server.poll() is not None, "mlflow server"
-        )
-        assert server.poll() is None, (tmp_path / "mlflow.log").read_text()[-3000:]
+    serve = [str(ROOT / "infra/mlflow/serve.sh")]
+    with http_server(serve, f"{url}/health", tmp_path / "mlflow.log", cwd=tmp_path, env=env):
         yield url
-    finally:
-        stop(server)
 
 
 def test_serve_script_refuses_to_start_without_credentials(tmp_path):
@@ -75,7 +48,7 @@ def test_serve_script_refuses_to_start_without_credentials(tmp_path):
 
 
 def test_pipeline_logs_to_an_authenticated_server_over_http(mlflow_server, repo, monkeypatch):
-    anonymous = status(f"{mlflow_server}/api/2.0/mlflow/experiments/search?max_results=1")
+    anonymous = http_status(f"{mlflow_server}/api/2.0/mlflow/experiments/search?max_results=1")
     assert anonymous == 401
 
     set_params(repo, prepare__demo_scenes=3, prepare__workers=1, evaluate__limit=2)

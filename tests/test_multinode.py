@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
 from flows.train import multi_node_rendezvous, train_flow
-from tests.conftest import ROOT
-from tests.test_prefect_server import free_port, scripts_env, stop
+from tests.conftest import ROOT, background, free_port, scripts_env
 from tests.test_training import training_params, write_training_data
 
 pytestmark = pytest.mark.slow
@@ -31,26 +29,18 @@ def test_a_second_node_joins_the_training_run(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", port)
-    node_log = (tmp_path / "node-1.log").open("w")
-    node = subprocess.Popen(
-        [str(ROOT / "infra/launch/torchrun_node.sh"), "2M"],
-        cwd=ROOT,
-        env=scripts_env(
-            NODE_RANK="1",
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=port,
-            TRAIN_OUT=str(tmp_path / "checkpoints"),
-            POLL_SECONDS="0.2",
-        ),
-        stdout=node_log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    join = [str(ROOT / "infra/launch/torchrun_node.sh"), "2M"]
+    env = scripts_env(
+        NODE_RANK="1",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=port,
+        TRAIN_OUT=str(tmp_path / "checkpoints"),
+        POLL_SECONDS="0.2",
     )
-    try:
+    log = tmp_path / "node-1.log"
+    with background(join, log, cwd=ROOT, env=env) as node:
         train_flow(params, ["2M"], *data, tmp_path / "metrics", tmp_path / "plots")
-        assert node.wait(120) == 0, (tmp_path / "node-1.log").read_text()
-    finally:
-        stop(node)
+        assert node.wait(120) == 0, log.read_text()
     folder = tmp_path / "checkpoints" / "2M"
     reports = [json.loads(p.read_text()) for p in sorted((folder / "ranks").glob("rank-*.json"))]
     assert [r["rank"] for r in reports] == [0, 1] and {r["world_size"] for r in reports} == {2}

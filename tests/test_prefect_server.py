@@ -3,15 +3,8 @@ triggered run completes with one task run per stage."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from prefect import get_client
@@ -19,46 +12,9 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from tests.conftest import set_params
+from tests.conftest import background, free_port, http_server, scripts_env, set_params, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(ready, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready():
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"{what} not ready after {timeout} s")
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def scripts_env(**extra: str) -> dict[str, str]:
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    return os.environ | {"PATH": path} | extra
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -71,68 +27,46 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         PREFECT_UI_ENABLED="false",
     )
     env.pop("PREFECT_API_URL", None)
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_until(
-            lambda: answers(f"http://127.0.0.1:{port}/api/health") or server.poll() is not None,
-            "prefect server",
-        )
-        assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-        yield f"http://127.0.0.1:{port}/api"
-    finally:
-        stop(server)
+    url = f"http://127.0.0.1:{port}/api"
+    command = ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with http_server(command, f"{url}/health", tmp_path / "server.log", env=env):
+        yield url
 
 
 def test_serve_schedules_the_pipeline_and_a_run_completes_stage_by_stage(
     prefect_server, repo, tmp_path
 ):
     set_params(repo, prepare__demo_scenes=2, prepare__workers=1)
-    serve_log = (tmp_path / "serve.log").open("w")
-    served = subprocess.Popen(
-        ["regionedit", "serve", "--cron", "0 3 * * *", "--name", "nightly"]
-        + ["--target", "prepare", "--target", "benchmarks"],
-        cwd=repo,
-        env=scripts_env(PREFECT_API_URL=prefect_server),
-        stdout=serve_log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        with (
-            temporary_settings({PREFECT_API_URL: prefect_server}),
-            get_client(sync_client=True) as client,
-        ):
+    serve = ["regionedit", "serve", "--cron", "0 3 * * *", "--name", "nightly"]
+    serve += ["--target", "prepare", "--target", "benchmarks"]
+    env = scripts_env(PREFECT_API_URL=prefect_server)
+    with (
+        background(serve, tmp_path / "serve.log", cwd=repo, env=env) as served,
+        temporary_settings({PREFECT_API_URL: prefect_server}),
+        get_client(sync_client=True) as client,
+    ):
 
-            def deployed() -> bool:
-                names = {d.name for d in client.read_deployments()}
-                return "nightly" in names
+        def deployed() -> bool:
+            names = {d.name for d in client.read_deployments()}
+            return "nightly" in names
 
-            wait_until(deployed, "the served deployment")
-            deployment = client.read_deployment_by_name("pipeline/nightly")
-            assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
-            assert deployment.parameters["targets"] == ["prepare", "benchmarks"]
+        wait_until(deployed, "the served deployment")
+        deployment = client.read_deployment_by_name("pipeline/nightly")
+        assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
+        assert deployment.parameters["targets"] == ["prepare", "benchmarks"]
 
-            flow_run = run_deployment("pipeline/nightly", timeout=600)
-            assert flow_run.state.is_completed(), flow_run.state.message
-            tasks = client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
-            )
-            assert sorted(t.name for t in tasks) == ["benchmarks", "prepare"]
-            assert all(t.state.is_completed() for t in tasks)
-            # each stage's own flow run reported to the same server
-            flows = {client.read_flow(r.flow_id).name for r in client.read_flow_runs()}
-            assert {"pipeline", "prepare", "benchmarks"} <= flows
-        assert (repo / "metrics/prepare.json").is_file()
-        assert (repo / "data/benchmarks/emu_edit").is_dir()
-    finally:
-        stop(served)
+        flow_run = run_deployment("pipeline/nightly", timeout=600)
+        assert flow_run.state.is_completed(), flow_run.state.message
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
+        )
+        assert sorted(t.name for t in tasks) == ["benchmarks", "prepare"]
+        assert all(t.state.is_completed() for t in tasks)
+        # each stage's own flow run reported to the same server
+        flows = {client.read_flow(r.flow_id).name for r in client.read_flow_runs()}
+        assert {"pipeline", "prepare", "benchmarks"} <= flows
+    assert (repo / "metrics/prepare.json").is_file()
+    assert (repo / "data/benchmarks/emu_edit").is_dir()
     assert served.returncode is not None
 
 
