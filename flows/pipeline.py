@@ -89,14 +89,9 @@ def _environment() -> dict[str, str]:
 
 
 def stage_is_current(repo: Path, stage: str) -> bool:
-    """`dvc status` of the stage alone: unchanged deps, params and outs."""
-    done = subprocess.run(
-        _dvc("status", "--json", stage),
-        cwd=repo,
-        env=_environment(),
-        capture_output=True,
-        text=True,
-    )
+    """`dvc status` of the stage alone: unchanged deps, params and outs (it runs no stage
+    command, so it needs none of `_environment`)."""
+    done = subprocess.run(_dvc("status", "--json", stage), cwd=repo, capture_output=True, text=True)
     if done.returncode != 0:
         raise StageFailed(f"stage {stage}: `dvc status` failed: {done.stderr.strip()}")
     return json.loads(done.stdout or "{}") == {}
