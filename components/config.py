@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -50,17 +51,20 @@ class ModelsConfig(_Strict):
 class MethodConfig(_Strict):
     """The region head, its losses (Eqs. 4-11) and the frozen generator in the loop (App. A)."""
 
-    heads: int = Field(4, ge=1)  # attention heads in the cross- and self-attention blocks
+    head: Literal["paper", "residual"] = "residual"  # Eqs. 1-3 as written, or pre-norm blocks
+    heads: int = Field(4, ge=1)  # attention heads of the residual form (the paper's: one)
     tau: float = Field(0.5, ge=0.0, le=1.0)  # threshold on P_region for the hard mask
     alpha: float = 1.0  # weight of L_semAlign
     beta: float = 1.0  # weight of the CLIP losses
     lambda_g: float = 1.0  # L_CLIPg: edit vs target description
     lambda_d: float = 1.0  # L_CLIPd: edit direction vs description direction
-    lambda_s: float = 1.0  # L_CLIPs: patch-similarity structure kept
+    # L_CLIPs: patch-similarity structure kept, a sum over the N^2 entries (Eq. 9); the default
+    # is 1/N^2 for the tiny zoo's N = 64 tokens (the paper profile: 1/65,536 for N = 256)
+    lambda_s: float = 1 / 4096
     resolution: int = Field(64, ge=16)  # generation resolution, a multiple of the VAE factor
     steps: int = Field(4, ge=1)  # K denoising steps
     guidance_scale: float = Field(7.5, ge=1.0)  # classifier-free guidance
-    scheduler: str | None = None  # a diffusers scheduler class name; None = the checkpoint's
+    scheduler: str | None = None  # a diffusers scheduler class; None = the checkpoint's (SD: PNDM)
     masked_image_latents: Literal["exact", "approx"] = "exact"  # see DESIGN §4
     composition: Literal["pixel", "latent"] = "pixel"  # where res = M*gen + (1-M)*src is formed
     attention: Literal["sdpa", "eager"] = "sdpa"  # SD's attention: PyTorch's fused SDPA or eager
@@ -100,7 +104,10 @@ class TrainConfig(_Strict):
     lr: float = Field(1e-4, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     warmup_steps: int = Field(0, ge=0)
-    max_steps: int = Field(20, ge=1)  # optimizer steps per scale
+    length: Literal["steps", "epochs"] = "steps"  # what is equal across scales
+    max_steps: int = Field(20, ge=1)  # length: steps; optimizer steps per scale
+    epochs: float = Field(1.0, gt=0.0)  # length: epochs; passes over each scale's samples
+    gradient_clip_val: float | None = Field(1.0, gt=0.0)  # max global grad norm; null = off
     accelerator: str = "cpu"  # lightning accelerator: cpu, gpu, auto
     devices: int = Field(1, ge=1)  # processes per node; > 1 launches torchrun
     num_nodes: int = Field(1, ge=1)
@@ -111,14 +118,32 @@ class TrainConfig(_Strict):
     image_every: int = Field(10, ge=1)  # steps between image | region | edit grids
     out: str = "checkpoints"  # one folder per scale inside
 
+    def steps_for(self, count: int) -> int:
+        """Optimizer steps for a scale of `count` samples: `max_steps` when every scale trains
+        as long, else `epochs` passes at the global batch (batch_size x devices x num_nodes)."""
+        if self.length == "steps":
+            return self.max_steps
+        return math.ceil(self.epochs * count / (self.batch_size * self.devices * self.num_nodes))
+
 
 class EvaluateConfig(_Strict):
     """Evaluation on Emu Edit and MagicBrush, ours beside the InstructPix2Pix baseline."""
 
     emu_edit: str = "data/benchmarks/emu_edit"  # a folder of the test set's parquet files
-    emu_edit_split: str = "test"  # rows of other splits are skipped (check the dataset card)
+    # `test`: the dataset card of facebook/emu_edit_test_set lists validation 2,022 and test 3,589
+    # rows (its companion emu_edit_test_set_generations lists them the other way round)
+    emu_edit_split: str = "test"
+    # the CLIP scoring Emu Edit (open_clip name and tag); None = models.metric_clip, MagicBrush's
+    # ViT-B/32: an assumption, since neither Emu Edit's paper nor this paper names its CLIP
+    emu_edit_clip: str | None = None
+    emu_edit_clip_pretrained: str | None = None
     magicbrush: str = "data/benchmarks/magicbrush"  # the unzipped folder, or its parquet
+    # the description file CLIP-T reads; the official script's README passes the local one
+    magicbrush_captions: Literal["local", "global"] = "local"
     limit: int | None = None  # cases (Emu Edit) or sessions (MagicBrush); None = all
+    # InstructPix2Pix as its authors run it: 100 steps (diffusers' default), text guidance 7.5,
+    # image guidance 1.5; the embedded default takes 4 steps to keep the tiny zoo fast on CPU
+    baseline_steps: int = Field(4, ge=1)
     baseline_guidance_scale: float = Field(7.5, ge=1.0)  # InstructPix2Pix text guidance
     baseline_image_guidance_scale: float = Field(1.5, ge=1.0)  # and image guidance
     grid_rows: int = Field(6, ge=1)  # rows of the input | region | ours | baseline picture
@@ -146,6 +171,7 @@ class PipelineConfig(_Strict):
 class Params(_Strict):
     """The whole of params.yaml."""
 
+    profile: str = "default"  # names the profile in every table row, plot line and MLflow run
     seed: int = 0  # one seed for every random choice (scene generation, scale order)
     prepare: PrepareConfig = PrepareConfig()
     models: ModelsConfig = ModelsConfig()

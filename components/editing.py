@@ -13,28 +13,36 @@ from safetensors.torch import load_file
 from components.config import Params, load_params
 from components.data.images import to_rgb
 from components.describe.describer import Describer
+from components.describe.errors import DescribeError
 from components.method.build import build_region_edit_model
 from components.method.mask import feather, to_grid, upsample
 from components.method.model import RegionEditModel, Stage, untimed
 
 MIN_SIDE = 16  # pixels; smaller images carry no region worth predicting
+FALLBACK_CAPTION = "a photo"  # t_o when the captioner gives no usable caption (as evaluation)
 
 
 @dataclass
 class EditResult:
     image: Image.Image  # RGB, the input's size; source pixels wherever `mask` is 0
     mask: Image.Image  # "L", the input's size: the feathered region that was repainted
-    original_description: str
-    target_description: str
+    original_description: str  # t_o
+    target_description: str  # t_e
+    original_source: str  # who wrote t_o, in words ("given", "captioner <model> …", "fallback …")
+    target_source: str  # who wrote t_e, in words
 
 
 class Editor:
     """Instruction-driven editing with a trained (or fresh) region head."""
 
-    def __init__(self, model: RegionEditModel, describer: Describer) -> None:
+    def __init__(
+        self, model: RegionEditModel, describer: Describer, captioner: Describer | None = None
+    ) -> None:
+        """`describer` writes t_e; `captioner` writes t_o (default: `describer`, if it can)."""
         self.model = model.eval()
         self.cfg = model.cfg
         self.describer = describer
+        self.captioner = captioner or describer
 
     @classmethod
     def from_params(
@@ -49,7 +57,9 @@ class Editor:
             model = build_region_edit_model(params.models, params.method)
         if checkpoint is not None:
             model.head.load_state_dict(load_file(str(checkpoint)))
-        return cls(model, Describer.from_params(params))
+        describer = Describer.from_params(params)
+        captioner = describer if describer.can_caption else Describer.captioning(params)
+        return cls(model, describer, captioner)
 
     @torch.no_grad()
     def edit(
@@ -63,11 +73,14 @@ class Editor:
     ) -> EditResult:
         """Edit `image` as `instruction` says.
 
-        Missing descriptions are written by the `describe.backend` of params: t_o (what the
-        image shows) by the captioning MLLM, t_e (the image after the edit) from t_o and the
-        instruction by the LLM. The offline `template` backend cannot caption, so with it
-        `original_description` is required (DescribeError, a ValueError, otherwise), and it
-        writes t_e only for instructions it can parse (add / remove / replace / recolour).
+        Missing descriptions are written as at inference in the paper (§3.1): t_o (what the
+        image shows) by the captioning MLLM, `models.captioner` (through the transformers
+        backend when `describe.backend` is the offline template, which cannot look at an
+        image), and t_e (the image after the edit) from t_o and the instruction by the
+        `describe.backend` writer (the template writes it for add / remove / replace /
+        recolour). A caption or target that fails the describe checks falls back, as in
+        evaluation, to FALLBACK_CAPTION for t_o and to the instruction itself for t_e; the
+        result says who wrote each (`original_source`, `target_source`).
         Non-RGB images are converted as `prepare` converts them
         (transparency on white); the model works at `method.resolution` and the result is
         resized back, with the source pasted back outside the feathered mask. `stage(name)`
@@ -76,9 +89,10 @@ class Editor:
         instruction = _required_text(instruction, "instruction")
         source = self._check_image(image)
         t_o = _optional_text(original_description, "original_description")
-        t_o = t_o or self.describer.describe_image(source)
         t_e = _optional_text(target_description, "target_description")
-        t_e = t_e or self.describer.target_description(t_o, instruction)
+        t_o, t_o_source = (t_o, "given") if t_o else self._caption(source)
+        t_e, t_e_source = (t_e, "given") if t_e else self._target(t_o, instruction)
+        sources = (t_o_source, t_e_source)
         side, cfg, generator = self.cfg.resolution, self.cfg, self.model.generator
         resized = np.array(source.resize((side, side), Image.Resampling.BICUBIC))
         x = torch.from_numpy(resized).permute(2, 0, 1)[None].float().div(255)
@@ -89,7 +103,7 @@ class Editor:
             head = self.model.head(features.f_img, features.f_ins, features.ins_padding)
             grid = to_grid((head.p_region > cfg.tau).float())
         if not grid.any():
-            return EditResult(source.copy(), Image.new("L", source.size, 0), t_o, t_e)
+            return EditResult(source.copy(), Image.new("L", source.size, 0), t_o, t_e, *sources)
         with stage("generation"):
             z = generator.generate(
                 x * 2 - 1,
@@ -105,12 +119,29 @@ class Editor:
             edited = ((generator.decode(z) + 1) * 127.5).round().byte()
         with stage("paste_back"):
             edited = Image.fromarray(edited[0].permute(1, 2, 0).cpu().numpy())
-            return self._paste_back(
-                source, edited.resize(source.size, Image.Resampling.BICUBIC), grid.cpu(), t_o, t_e
-            )
+            edited = edited.resize(source.size, Image.Resampling.BICUBIC)
+            return self._paste_back(source, edited, grid.cpu(), (t_o, t_e, *sources))
+
+    def _caption(self, image: Image.Image) -> tuple[str, str]:
+        """t_o = MLLM(X) and who wrote it; the fallback caption if every answer was rejected."""
+        try:
+            return self.captioner.describe_image(image), self.captioner.captioner
+        except DescribeError as err:
+            return FALLBACK_CAPTION, f"fallback: {self.captioner.captioner} {err}"
+
+    def _target(self, t_o: str, instruction: str) -> tuple[str, str]:
+        """t_e = LLM(t_o, t_ins) and who wrote it; the instruction itself if that fails."""
+        try:
+            return self.describer.target_description(t_o, instruction), self.describer.writer
+        except DescribeError as err:
+            return instruction, f"fallback: {self.describer.writer} {err}"
 
     def _paste_back(
-        self, source: Image.Image, edited: Image.Image, grid: torch.Tensor, t_o: str, t_e: str
+        self,
+        source: Image.Image,
+        edited: Image.Image,
+        grid: torch.Tensor,
+        descriptions: tuple[str, str, str, str],
     ) -> EditResult:
         """Keep the source exactly outside the feathered mask (no VAE round-trip error there)."""
         height, width = source.height, source.width
@@ -119,7 +150,7 @@ class Editor:
         blended = np.rint(alpha * np.asarray(edited, dtype=np.float32) + (1 - alpha) * src)
         out = np.where(alpha > 0, blended, src).astype(np.uint8)
         mask = Image.fromarray(np.rint(alpha[..., 0] * 255).astype(np.uint8), "L")
-        return EditResult(Image.fromarray(out, "RGB"), mask, t_o, t_e)
+        return EditResult(Image.fromarray(out, "RGB"), mask, *descriptions)
 
     def _check_image(self, image: Image.Image) -> Image.Image:
         if not isinstance(image, Image.Image):

@@ -222,10 +222,14 @@ def edit(
     seed: int = 0,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Edit one image as the instruction says; also write the predicted region over it."""
+    """Edit one image as the instruction says; also write the predicted region over it.
+
+    Prints t_o and t_e and who wrote each: t_o by `models.captioner` (the template backend
+    cannot caption), t_e by the describe backend's writer, or the stated fallback."""
     from PIL import Image, UnidentifiedImageError
 
     from components.editing import Editor
+    from components.models.loading import ModelLoadError
     from components.pictures import overlay_region
 
     try:
@@ -249,17 +253,18 @@ def edit(
         result = Editor.from_params(settings, checkpoint).edit(
             source, instruction, original_description, target_description, seed=seed
         )
-    except ValueError as err:
+    except (ValueError, ModelLoadError) as err:  # ModelLoadError names the folder to build
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     mask_out = mask_out or out.with_name(f"{out.stem}-region{out.suffix or '.png'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     result.image.save(out)
     overlay_region(source.convert("RGB"), result.mask).save(mask_out)
-    typer.echo(
-        f"edited: {out} · region: {mask_out} · t_o: {result.original_description!r} · "
-        f"t_e: {result.target_description!r}"
-    )
+    typer.echo(f"t_o: {result.original_description!r} ({result.original_source})")
+    typer.echo(f"t_e: {result.target_description!r} ({result.target_source})")
+    typer.echo(f"edited: {out} · region: {mask_out}")
+    if any(s.startswith("fallback") for s in (result.original_source, result.target_source)):
+        typer.echo("hint: --original-description and --target-description set t_o and t_e")
 
 
 def _largest_trained_head(settings: Params) -> Path | None:
@@ -341,7 +346,7 @@ def report(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("reports"),
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """The paper's Tables 2-3 (markdown and CSV) and the scaling plot, from MLflow."""
+    """The paper's Tables 2-4 (markdown and CSV) and the scaling plot, from metrics/."""
     from flows.evaluate import report_flow
 
     typer.echo(f"report: {report_flow(_load(params), out)}")

@@ -19,10 +19,22 @@ from components.editing import Editor
 from components.evaluation.baseline import InstructPix2PixBaseline
 from components.evaluation.benchmarks import load_emu_edit, load_magicbrush
 from components.evaluation.demo_benchmarks import write_emu_edit_demo, write_magicbrush_demo
+from components.evaluation.labels import BASELINE, METRICS, OURS, overall, provenance, weights
 from components.evaluation.metrics import load_metric_models
-from components.evaluation.report import load_published, table_rows, write_report
+from components.evaluation.report import (
+    load_published,
+    metric_notes,
+    report_tables,
+    write_report,
+)
 from components.evaluation.run import BenchmarkResult, evaluate_emu_edit, evaluate_magicbrush
-from components.evaluation.systems import CachedSystem, EditCache, edit_baseline, edit_ours
+from components.evaluation.systems import (
+    CachedSystem,
+    EditCache,
+    copy_of_input,
+    edit_baseline,
+    edit_ours,
+)
 from components.pictures import comparison_grid
 from flows.tracking import configure_tracking
 from flows.train import scale_run_id, trained_head
@@ -50,31 +62,69 @@ def evaluate_benchmark(
     out: Path,
     limit: int | None,
 ) -> BenchmarkResult:
+    """Ours, InstructPix2Pix (its own steps and guidance) and the copy of the input."""
     editor = Editor.from_params(params, checkpoint)
-    method = params.method
+    cfg = params.evaluate
     baseline = InstructPix2PixBaseline.load(
         params.models.baseline,
-        method.resolution,
-        method.steps,
-        params.evaluate.baseline_guidance_scale,
-        params.evaluate.baseline_image_guidance_scale,
+        params.method.resolution,
+        cfg.baseline_steps,
+        cfg.baseline_guidance_scale,
+        cfg.baseline_image_guidance_scale,
     )
     systems = {
         "ours": CachedSystem(partial(edit_ours, editor, seed=params.seed), EditCache(out / "ours")),
         "baseline": CachedSystem(
             partial(edit_baseline, baseline, seed=params.seed), EditCache(out / "baseline")
         ),
+        "copy": copy_of_input,
     }
-    models = params.models
-    metric_models = load_metric_models(
-        models.metric_clip, models.metric_clip_pretrained, models.dino
-    )
-    rows = params.evaluate.grid_rows
+    clip, pretrained = metric_clip(params, benchmark)
+    metric_models = load_metric_models(clip, pretrained, params.models.dino)
+    rows = cfg.grid_rows
     if benchmark == "emu_edit":
         return evaluate_emu_edit(
-            load_emu_edit(data, params.evaluate.emu_edit_split, limit), systems, metric_models, rows
+            load_emu_edit(data, cfg.emu_edit_split, limit), systems, metric_models, rows
         )
-    return evaluate_magicbrush(load_magicbrush(data, limit=limit), systems, metric_models, rows)
+    sessions = load_magicbrush(data, limit=limit, captions=cfg.magicbrush_captions)
+    return evaluate_magicbrush(sessions, systems, metric_models, rows)
+
+
+def metric_clip(params: Params, benchmark: str) -> tuple[str, str | None]:
+    """The CLIP that scores `benchmark`: MagicBrush's (models.metric_clip), and for Emu Edit
+    evaluate.emu_edit_clip where set (which CLIP Emu Edit used is not published)."""
+    models, cfg = params.models, params.evaluate
+    if benchmark == "emu_edit" and cfg.emu_edit_clip is not None:
+        return cfg.emu_edit_clip, cfg.emu_edit_clip_pretrained
+    return models.metric_clip, models.metric_clip_pretrained
+
+
+def what_ran(params: Params, scale: str, benchmark: str, checkpoint: Path | None) -> dict:
+    """The labels every table row, plot and MLflow run of this evaluation carries."""
+    kinds = provenance(params.models)
+    clip, pretrained = metric_clip(params, benchmark)
+    return {
+        "profile": params.profile,
+        "training_samples": params.scales[scale],
+        "head_state": "trained" if checkpoint else "untrained",
+        "models": {
+            "ours": overall(kinds, OURS),
+            "baseline": overall(kinds, BASELINE),
+            "metrics": overall(kinds, METRICS),
+        },
+        "weights": kinds,
+        "metric_models": {
+            "clip": clip,
+            "clip_pretrained": pretrained,
+            "clip_weights": weights(clip, params.models.zoo, pretrained, open_clip=True),
+            "dino": params.models.dino,
+        },
+        "baseline_settings": {
+            "steps": params.evaluate.baseline_steps,
+            "guidance_scale": params.evaluate.baseline_guidance_scale,
+            "image_guidance_scale": params.evaluate.baseline_image_guidance_scale,
+        },
+    }
 
 
 @flow(name="evaluate")
@@ -88,8 +138,9 @@ def evaluate_flow(
     metrics: Path | None = None,
     limit: int | None = None,
 ) -> dict:
-    """Ours (the scale's head) and the baseline on one benchmark; outputs per sample in `out`,
-    scores in `metrics` and in the scale's MLflow run."""
+    """Ours (the scale's head), the baseline and the copy of the input on one benchmark; outputs
+    per sample in `out`, scores and what ran (profile, samples, models) in `metrics` and in the
+    scale's MLflow run."""
     logger = get_run_logger()
     data = data or Path(getattr(params.evaluate, benchmark))
     checkpoint = checkpoint or trained_head(params, scale)
@@ -107,13 +158,16 @@ def evaluate_flow(
         "head": head,
         "data": str(data),
         "edits": len(result.rows),
+        "cases": _count(result, "single"),  # Emu Edit cases, or MagicBrush turns
+        "sessions": _count(result, "multi"),  # MagicBrush only
+        **what_ran(params, scale, benchmark, checkpoint),
         "scores": result.scores,
     }
     _write(out, result)
     metrics = metrics or Path("metrics") / scale / f"{benchmark}.json"
     metrics.parent.mkdir(parents=True, exist_ok=True)
     metrics.write_text(json.dumps(summary, indent=2) + "\n")
-    _log(params, scale, checkpoint, benchmark, out, result)
+    _log(params, scale, checkpoint, benchmark, out, result, summary)
     logger.info(
         "%s on %s (%s): %s",
         scale,
@@ -135,7 +189,7 @@ def reuse_only_same_settings(
     evaluation settings and the data are the same; otherwise the folder starts over."""
     head = hashlib.sha256(checkpoint.read_bytes()).hexdigest() if checkpoint else "untrained"
     settings = params.model_dump(mode="json", include={"seed", "models", "method", "describe"})
-    evaluation = params.evaluate.model_dump(exclude={"limit", "grid_rows", "out"})
+    evaluation = params.evaluate.model_dump(exclude={"limit", "grid_rows", "out", "profile"})
     identity = {
         "head": head,
         "benchmark": benchmark,
@@ -149,6 +203,13 @@ def reuse_only_same_settings(
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps(identity, indent=2))
+
+
+def _count(result: BenchmarkResult, setting: str) -> int:
+    """Scored inputs of one setting (Emu Edit's rows count as single-turn): the copy's rows."""
+    return sum(
+        row["system"] == "copy" and row.get("setting", "single") == setting for row in result.rows
+    )
 
 
 def _write(out: Path, result: BenchmarkResult) -> None:
@@ -167,20 +228,29 @@ def _log(
     benchmark: str,
     out: Path,
     result: BenchmarkResult,
+    summary: dict,
 ) -> None:
-    """Into the scale's training run when this is its head; else into a run of its own."""
+    """Into the scale's training run when this is its head; else into a run of its own. Either
+    run is tagged with what ran (profile, training samples, models), and an own run's name
+    says it too."""
     configure_tracking(params.tracking)
     client = MlflowClient()
     trained = checkpoint is not None and checkpoint == trained_head(params, scale)
     run_id = scale_run_id(params, scale) if trained else None
     own_run = run_id is None
+    tags = {
+        "scale": scale,
+        "profile": summary["profile"],
+        "training_samples": str(summary["training_samples"]),
+        "models": summary["models"]["ours"],
+        "head": str(checkpoint or "untrained"),
+    }
     if own_run:
         experiment = mlflow.get_experiment_by_name(params.tracking.experiment).experiment_id
-        run_id = client.create_run(
-            experiment,
-            run_name=f"evaluate-{scale}",
-            tags={"scale": scale, "head": str(checkpoint or "untrained")},
-        ).info.run_id
+        run_id = client.create_run(experiment, run_name=run_label(summary), tags=tags).info.run_id
+    else:
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
     for name, value in result.scores.items():
         client.log_metric(run_id, f"eval/{benchmark}/{name}", value)
     for artifact in ("samples.csv", "grid.png"):
@@ -189,26 +259,30 @@ def _log(
         client.set_terminated(run_id)
 
 
+def run_label(summary: dict) -> str:
+    """e.g. `evaluate 1M: default profile, 16 training samples, random models, untrained head`."""
+    return (
+        f"evaluate {summary['scale']}: {summary['profile']} profile, "
+        f"{summary['training_samples']} training samples, {summary['models']['ours']}, "
+        f"{summary['head_state']} head"
+    )
+
+
 @flow(name="report")
-def report_flow(params: Params, out: Path) -> Path:
-    """Tables 2-3 and the scaling plot, from the `eval/` metrics of each scale's MLflow run."""
-    configure_tracking(params.tracking)
-    client = MlflowClient()
-    scores = {}
+def report_flow(params: Params, out: Path, metrics: Path = Path("metrics")) -> Path:
+    """Tables 2-4 and the scaling plot, from each scale's `metrics/<scale>/<benchmark>.json`
+    (the evaluate stages' DVC metrics, which record what ran beside the scores)."""
+    logger = get_run_logger()
+    summaries = {}
     for scale in params.scales:
-        run_id = scale_run_id(params, scale)
-        if run_id is None:
-            get_run_logger().warning("scale %s has no training run: left out", scale)
-            continue
-        metrics = client.get_run(run_id).data.metrics
-        scores[scale] = {
-            benchmark: {
-                name.removeprefix(f"eval/{benchmark}/"): value
-                for name, value in metrics.items()
-                if name.startswith(f"eval/{benchmark}/")
-            }
+        found = {
+            benchmark: json.loads(file.read_text())
             for benchmark in BENCHMARKS
+            if (file := metrics / scale / f"{benchmark}.json").is_file()
         }
-        scores[scale] = {b: flat for b, flat in scores[scale].items() if flat}
-    write_report(table_rows(scores, params.scales, load_published()), out)
+        if not found:
+            logger.warning("scale %s has no evaluation in %s: left out", scale, metrics)
+            continue
+        summaries[scale] = found
+    write_report(report_tables(summaries, load_published()), out, metric_notes(summaries))
     return out / "tables.md"

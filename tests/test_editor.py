@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from components.data.demo_edits import DEMO_EDITS, demo_photo
-from components.editing import Editor
+from components.editing import FALLBACK_CAPTION, Editor
 
 PHOTO, T_O, T_INS, T_E = DEMO_EDITS[0]
 
@@ -42,6 +42,7 @@ def test_pixels_outside_the_feathered_mask_are_the_source(zoo_params, photo, tau
     outside = np.asarray(result.mask) == 0
     assert np.array_equal(np.asarray(result.image)[outside], np.asarray(photo)[outside])
     assert (result.original_description, result.target_description) == (T_O, T_E)
+    assert (result.original_source, result.target_source) == ("given", "given")
 
 
 def test_some_mask_repaints_something(zoo_params, photo):
@@ -68,11 +69,24 @@ def test_missing_target_is_written_by_the_describe_backend(zoo_params, photo):
         photo, "make the cat blue", original_description="an orange cat on a bed"
     )
     assert result.target_description == "a blue cat on a bed"  # template backend's recolour
+    assert result.target_source == "template writer template-v1"
 
 
-def test_missing_caption_with_a_backend_that_cannot_caption_says_so(zoo_params, photo):
-    with pytest.raises(ValueError, match="caption"):
-        editor_for(zoo_params).edit(photo, T_INS, target_description=T_E)
+def test_missing_caption_is_asked_of_the_captioner_and_a_rejection_falls_back_saying_why(
+    zoo_params, photo
+):
+    """The template backend cannot caption, so models.captioner is asked (paper §3.1: t_o =
+    MLLM(X)); the zoo's random captioner never answers the describe JSON, so t_o falls back, and
+    the template cannot apply the instruction to the fallback caption, so t_e is the instruction.
+    A captioner that does answer: tests/test_cli.py::test_edit_with_the_default_profile…"""
+    result = editor_for(zoo_params, tau=1.0).edit(photo, T_INS)
+    captioner = f"captioner {zoo_params.models.captioner} on the transformers backend"
+    assert result.original_description == FALLBACK_CAPTION
+    assert result.original_source.startswith(f"fallback: {captioner} could not describe")
+    assert "rejected as not_json" in result.original_source  # the model answered, not JSON
+    assert result.target_description == T_INS
+    assert result.target_source.startswith("fallback: template writer template-v1 could not")
+    assert "not_applicable" in result.target_source
 
 
 def test_tiny_and_huge_images_are_refused(zoo_params):

@@ -13,10 +13,12 @@ from components.evaluation.metrics import (
     EmuEditMetrics,
     MagicBrushMetrics,
     MetricModels,
+    RegionMetrics,
     clip_direction,
     cosine,
     load_metric_models,
     pixel_distances,
+    region_iou,
 )
 from tests.conftest import noise_image
 
@@ -186,3 +188,29 @@ def test_magicbrush_accumulates_and_leaves_out_clip_t_without_captions(models):
     parts.update(generated[1:], targets[1:], captions[1:])
     for key, value in whole.compute().items():
         assert torch.allclose(parts.compute()[key], value, atol=1e-6), key
+
+
+def test_region_iou_by_hand_on_a_constructed_mask():
+    mask = np.zeros((8, 8), np.uint8)
+    mask[0:4, 0:4] = 255  # MagicBrush's convention: white = the edited region (16 pixels)
+    region = np.zeros((4, 4), np.uint8)  # our region at half the size: resized (nearest) first
+    region[1:3, 0:4] = 255  # covers rows 2-5, columns 0-7 at the mask's size (32 pixels)
+    # intersection rows 2-3 x columns 0-3 = 8; union 16 + 32 - 8 = 40
+    iou = region_iou(Image.fromarray(region, "L"), Image.fromarray(mask, "L"))
+    assert iou == pytest.approx(8 / 40)
+    feathered = np.where(region > 0, 127, 0).astype(np.uint8)  # below the threshold: outside
+    empty = Image.fromarray(feathered, "L")
+    assert region_iou(empty, Image.fromarray(mask, "L")) == 0.0
+    assert region_iou(empty, Image.new("L", (8, 8), 0)) == 1.0  # both empty: they agree
+
+
+def test_region_metrics_mean_share_empties_and_iou():
+    mask = Image.fromarray(np.pad(np.full((2, 2), 255, np.uint8), 1), "L")  # 4x4, centre 2x2
+    regions = [mask.copy(), Image.new("L", (4, 4), 0), Image.new("L", (4, 4), 255)]
+    metric = RegionMetrics()
+    metric.update(regions, [0.25, 0.0, 1.0], [mask, mask, None])
+    rows, result = metric.batch_values, metric.compute()
+    assert [r["region_iou"] for r in rows[:2]] == [1.0, 0.0] and math.isnan(rows[2]["region_iou"])
+    assert result["region_fraction"].item() == pytest.approx(1.25 / 3)
+    assert result["empty_region"].item() == pytest.approx(1 / 3)
+    assert result["region_iou"].item() == pytest.approx(0.5)  # the unmasked sample is left out

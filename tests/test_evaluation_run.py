@@ -1,7 +1,9 @@
-"""Evaluation runs end to end on the tiny zoo: multi-turn chaining, resuming, the report, `edit`."""
+"""Evaluation runs end to end on the tiny zoo: multi-turn chaining, resuming, the copy of the
+input, MagicBrush's CLIP-T and region IoU, what each run records, `edit`."""
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from pathlib import Path
 
@@ -15,10 +17,15 @@ from components.editing import Editor
 from components.evaluation.baseline import InstructPix2PixBaseline
 from components.evaluation.benchmarks import load_emu_edit, load_magicbrush
 from components.evaluation.demo_benchmarks import write_emu_edit_demo, write_magicbrush_demo
-from components.evaluation.metrics import load_metric_models
-from components.evaluation.report import table_rows, write_report
+from components.evaluation.metrics import load_metric_models, region_iou
 from components.evaluation.run import evaluate_emu_edit, evaluate_magicbrush
-from components.evaluation.systems import CachedSystem, EditCache, edit_baseline, edit_ours
+from components.evaluation.systems import (
+    CachedSystem,
+    EditCache,
+    copy_of_input,
+    edit_baseline,
+    edit_ours,
+)
 from flows.cli import app
 
 
@@ -42,10 +49,10 @@ def harness(zoo_params, tmp_path_factory):
     }
 
 
-def systems(harness, folder: Path) -> dict[str, CachedSystem]:
+def systems(harness, folder: Path) -> dict:
     return {
         name: CachedSystem(harness[name], EditCache(folder / name)) for name in ("ours", "baseline")
-    }
+    } | {"copy": copy_of_input}
 
 
 def test_resumed_evaluation_equals_an_uninterrupted_one(harness, tmp_path):
@@ -60,7 +67,7 @@ def test_resumed_evaluation_equals_an_uninterrupted_one(harness, tmp_path):
         cases, systems(harness, tmp_path / "b"), harness["models"], 4, progress=False
     )
     assert resumed.scores == whole.scores and resumed.rows == whole.rows
-    assert len(whole.rows) == 2 * len(cases)
+    assert len(whole.rows) == 3 * len(cases)
     tasks = {case.task for case in cases}
     assert {f"ours/{task}/clip_dir" for task in tasks} <= set(whole.scores)
 
@@ -87,39 +94,51 @@ def test_multi_turn_edits_the_systems_own_previous_output(harness, tmp_path):
     assert settings == {"single", "multi"}
     assert {"ours/single/l1", "ours/multi/l1", "baseline/multi/dino"} <= set(result.scores)
     multi = [row for row in result.rows if row["setting"] == "multi"]
-    assert len(multi) == 2 * len(sessions)  # the final turn only, per system
+    assert len(multi) == 3 * len(sessions)  # the final turn only, per system
 
 
-def test_report_lays_out_the_tables(tmp_path):
-    scores = {
-        "1M": {
-            "emu_edit": {
-                "ours/clip_dir": 0.1,
-                "ours/l1": 0.2,
-                "baseline/l1": 0.3,
-                "ours/add/l1": 0.4,
-                "baseline/add/l1": 0.5,
-            }
-        },
-        "2M": {"emu_edit": {"ours/clip_dir": 0.15, "ours/l1": 0.25, "baseline/l1": 0.3}},
+def test_the_copy_of_the_input_scores_as_doing_nothing_on_emu_edit(harness, tmp_path):
+    cases = load_emu_edit(harness["emu_edit"])
+    result = evaluate_emu_edit(
+        cases, systems(harness, tmp_path), harness["models"], 2, progress=False
+    )
+    scores = result.scores
+    assert scores["copy/l1"] == 0.0 and scores["copy/clip_dir"] == 0.0
+    assert scores["copy/clip_img"] == pytest.approx(1.0, abs=1e-5)
+    assert scores["copy/dino"] == pytest.approx(1.0, abs=1e-5)
+    assert scores["ours/l1"] >= scores["copy/l1"]
+    # ours records its region per case: the mean share and the share of empty regions
+    ours = [row for row in result.rows if row["system"] == "ours"]
+    fractions = [row["region_fraction"] for row in ours]
+    assert scores["ours/region_fraction"] == pytest.approx(np.mean(fractions))
+    assert scores["ours/empty_region"] == pytest.approx(np.mean([f == 0 for f in fractions]))
+    assert not any(name.startswith(("copy/region", "baseline/region")) for name in scores)
+
+
+def test_magicbrush_clip_t_and_region_iou_follow_the_test_sets_own_files(harness, tmp_path):
+    sessions = load_magicbrush(harness["magicbrush"])
+    folder = tmp_path / "mb"
+    result = evaluate_magicbrush(
+        sessions, systems(harness, folder), harness["models"], 2, progress=False
+    )
+    described = json.loads((harness["magicbrush"] / "test" / "local_descriptions.json").read_text())
+    models = harness["models"]
+    single = {
+        (r["system"], r["session"], r["turn"]): r for r in result.rows if r["setting"] == "single"
     }
-    published = {"emu_edit": [{"method": "Paper", "clip_dir": 0.11}]}
-    tables = table_rows(scores, {"1M": 10, "2M": 20}, published)
-    methods = [(row["method"], row["source"]) for row in tables["emu_edit"]]
-    assert methods == [
-        ("ours (1M)", "this run"),
-        ("ours (2M)", "this run"),
-        ("InstructPix2Pix (same harness)", "this run"),
-        ("Paper", "published"),
-    ]
-    assert tables["magicbrush_single"] == []
-    per_task = {row["method"]: row["l1"] for row in tables["emu_edit_tasks"]}
-    assert per_task == {"ours (1M) · add": 0.4, "InstructPix2Pix (same harness) · add": 0.5}
-    write_report(tables, tmp_path)
-    markdown = (tmp_path / "tables.md").read_text()
-    assert "| ours (2M) | this run | 0.1500 |" in markdown and "| Paper | published |" in markdown
-    assert (tmp_path / "scaling.png").stat().st_size > 0
-    assert "20,emu_edit,l1,0.25" in (tmp_path / "scaling.csv").read_text()
+    for session in sessions:
+        for turn in session.turns:
+            caption = described[session.id][f"{session.id}-output{turn.turn}.png"]
+            assert turn.caption == caption
+            # the copy's edit is the turn's input: CLIP-T = cos(E_img(input), E_txt(caption))
+            direct = models.clip_images([turn.input_image]) @ models.clip_texts([caption]).T
+            copy = single[("copy", session.id, turn.turn)]
+            assert copy["clip_t"] == pytest.approx(direct.item(), abs=1e-5)
+            ours = single[("ours", session.id, turn.turn)]
+            region = Image.open(folder / "ours" / f"{session.id}-turn{turn.turn}-region.png")
+            assert ours["region_iou"] == pytest.approx(region_iou(region, turn.mask_image))
+    for name in ("ours/single/clip_t", "copy/multi/clip_t", "ours/single/region_iou"):
+        assert not np.isnan(result.scores[name]), name
 
 
 def test_edit_command_writes_the_edit_and_the_region(zoo_params, tmp_path, prefect_harness):
@@ -175,3 +194,22 @@ def test_cached_edits_are_reused_only_with_the_same_settings(zoo_params, tmp_pat
     )
     reuse_only_same_settings(out, changed, "emu_edit", data, None)
     assert not (out / "ours").exists() and (out / "identity.json").is_file()
+
+
+def test_the_evaluation_record_says_what_ran(zoo_params, tmp_path):
+    from flows.evaluate import run_label, what_ran
+
+    record = what_ran(zoo_params, "1M", "emu_edit", None)
+    assert record["profile"] == "default" and record["training_samples"] == zoo_params.scales["1M"]
+    assert record["models"] == {
+        "ours": "random models",
+        "baseline": "random models",
+        "metrics": "random models",
+    }
+    assert record["baseline_settings"]["steps"] == zoo_params.evaluate.baseline_steps
+    summary = {"scale": "1M", **record}
+    label = run_label(summary)
+    assert label == (
+        f"evaluate 1M: default profile, {zoo_params.scales['1M']} training samples, "
+        "random models, untrained head"
+    )

@@ -44,8 +44,9 @@ def test_clip_guidance_by_hand():
     assert terms["clip_global"].item() == pytest.approx(1 - 24 / 25)
     # directions: (0, 4) vs (4, 0) are orthogonal
     assert terms["clip_direction"].item() == pytest.approx(1.0)
-    # (I - ones)^2 has two 1s among four entries
-    assert terms["clip_structure"].item() == pytest.approx(0.5)
+    # Eq. 9 sums (I - ones)^2 over the N x N entries: two 1s among four
+    assert terms["clip_structure"].item() == pytest.approx(2.0)
+    assert terms["clip_direction_left_out"].item() == 0
 
 
 def test_patch_similarity_is_pairwise_cosine():
@@ -64,7 +65,45 @@ def test_total_weights_every_term():
     sem = (
         cosine_distance(t([1, 0]), t([4, 3])).item() + cosine_distance(t([1, 0]), t([0, 3])).item()
     )
-    clip = 1.0 * (1 / 25) + 3.0 * 1.0 + 10.0 * 0.5
+    clip = 1.0 * (1 / 25) + 3.0 * 1.0 + 10.0 * 2.0
     assert terms["sem_align"].item() == pytest.approx(sem)
     assert terms["clip"].item() == pytest.approx(clip)
     assert terms["total"].item() == pytest.approx(2.0 * sem + 0.5 * clip)
+
+
+def test_structure_loss_is_a_sum_over_the_similarity_entries_not_a_mean():
+    # N = 3 tokens: Sim(F_img) = I, Sim(F_res) = all ones -> six off-diagonal 1s, summed
+    f_img = torch.eye(3).unsqueeze(0)
+    f_res = torch.ones(1, 3, 3)
+    terms = ClipGuidanceLoss()(t([1, 0]), t([0, 1]), t([1, 0]), t([0, 1]), f_res, f_img)
+    assert terms["clip_structure"].item() == pytest.approx(6.0)
+
+
+def test_direction_loss_leaves_out_samples_whose_edit_changed_nothing():
+    # sample 0 changed (direction (0, 4) against (4, 0): distance 1); sample 1 did not
+    i_res = t([3, 4], [0, 1]).requires_grad_(True)
+    i_ori = t([3, 0], [0, 1])
+    t_e, t_o = t([4, 3], [1, 0]), t([0, 3], [0, 1])
+    f = torch.eye(2).unsqueeze(0).expand(2, 2, 2)
+    terms = ClipGuidanceLoss()(i_res, i_ori, t_e, t_o, f, f)
+    assert terms["clip_direction"].item() == pytest.approx(1.0)  # the mean over kept samples
+    assert terms["clip_direction_left_out"].item() == 1
+    terms["clip_direction"].backward()
+    assert torch.isfinite(i_res.grad).all()
+    assert i_res.grad[1].abs().sum() == 0  # no gradient from an undefined direction
+    assert i_res.grad[0].abs().max() < 1.0
+
+
+def test_direction_loss_is_zero_without_gradient_when_nothing_changed():
+    i = t([0, 1], [1, 0]).requires_grad_(True)
+    terms = ClipGuidanceLoss()(
+        i,
+        i.detach(),
+        t([1, 0], [0, 1]),
+        t([0, 1], [1, 0]),
+        *[torch.eye(2).unsqueeze(0).expand(2, 2, 2)] * 2,
+    )
+    assert terms["clip_direction"].item() == 0.0
+    assert terms["clip_direction_left_out"].item() == 2
+    terms["clip_direction"].backward()
+    assert i.grad.abs().sum() == 0

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 
 import pytest
 import torch
 
 from components.data.demo_edits import demo_edit_batch
 from components.method.build import build_region_edit_model
-from components.method.composition import compose_in_pixels
-from components.method.mask import straight_through_mask, to_grid, upsample
+from components.method.features import cacheable_features
+from components.method.mask import to_grid, upsample
 
 
 def frozen_parameters(model):
@@ -31,9 +33,13 @@ def fresh_model(zoo_params, **method):
     return build_region_edit_model(zoo_params.models, cfg)
 
 
-@pytest.mark.parametrize("composition", ["pixel", "latent"])
-def test_clip_loss_alone_reaches_every_region_parameter_and_nothing_frozen(zoo_params, composition):
-    model = fresh_model(zoo_params, composition=composition)
+@pytest.mark.parametrize(
+    ("composition", "head"), [("pixel", "residual"), ("latent", "residual"), ("pixel", "paper")]
+)
+def test_clip_loss_alone_reaches_every_region_parameter_and_nothing_frozen(
+    zoo_params, composition, head
+):
+    model = fresh_model(zoo_params, composition=composition, head=head)
     out = model(*demo_edit_batch(2, 64), generator=torch.Generator().manual_seed(0))
     assert out.result.grad_fn is not None  # a graph from the edit back to the head exists
     out.terms["clip"].backward()
@@ -46,8 +52,9 @@ def test_clip_loss_alone_reaches_every_region_parameter_and_nothing_frozen(zoo_p
     assert all(p.grad is None and not p.requires_grad for p in frozen_parameters(model))
 
 
-def test_total_loss_reaches_every_trainable_parameter_and_only_those(zoo_params):
-    model = fresh_model(zoo_params)
+@pytest.mark.parametrize("head", ["residual", "paper"])
+def test_total_loss_reaches_every_trainable_parameter_and_only_those(zoo_params, head):
+    model = fresh_model(zoo_params, head=head)
     assert {id(p) for p in model.trainable_parameters()} == {id(p) for p in model.head.parameters()}
     out = model(*demo_edit_batch(2, 64), generator=torch.Generator().manual_seed(0))
     out.terms["total"].backward()
@@ -55,70 +62,96 @@ def test_total_loss_reaches_every_trainable_parameter_and_only_those(zoo_params)
         assert torch.isfinite(parameter.grad).all() and parameter.grad.abs().sum() > 0, name
 
 
+def clip_gradient_norm(model, output_bias=None):
+    """The head's gradient norm from L_CLIP alone on the demo batch; `output_bias` sets the
+    region MLP's output bias (-4: P ~ 0.02 everywhere, an empty hard mask)."""
+    if output_bias is not None:
+        with torch.no_grad():
+            model.head.region_probability.mlp[-1].bias.fill_(output_bias)
+    out = model(*demo_edit_batch(2, 64), generator=torch.Generator().manual_seed(0))
+    model.zero_grad()
+    out.terms["clip"].backward()
+    norm = torch.nn.utils.get_total_norm(
+        [p.grad for p in model.head.parameters() if p.grad is not None]
+    )
+    return out, norm.item()
+
+
 def test_empty_hard_mask_still_learns(zoo_params):
     model = fresh_model(zoo_params)
-    with torch.no_grad():
-        model.head.region_probability.mlp[-1].bias.fill_(-4.0)  # P ~ 0.02 everywhere
-    out = model(*demo_edit_batch(2, 64), generator=torch.Generator().manual_seed(0))
+    out, norm = clip_gradient_norm(model, output_bias=-4.0)
     assert out.mask.sum() == 0 and out.proposal.sum() > 0
-    out.terms["clip"].backward()
+    assert out.terms["clip_direction_left_out"] == 2  # the edit changed nothing: no direction
     assert model.head.region_probability.mlp[-1].bias.grad.abs() > 0
 
 
-def _mask_after_descent(model, images, generated, target, initial, structure=0.0, steps=20):
-    """Descent on P_region itself under L_CLIP towards a chosen target embedding, in fixed-size
-    steps along the gradient's sign: the direction each cell moves is what is tested."""
-    p = initial.clone().requires_grad_(True)
+@pytest.mark.parametrize("head", ["residual", "paper"])
+def test_an_empty_mask_does_not_blow_up_the_gradient(zoo_params, head):
+    _, normal = clip_gradient_norm(fresh_model(zoo_params, head=head))
+    out, empty = clip_gradient_norm(fresh_model(zoo_params, head=head), output_bias=-4.0)
+    print(f"{head}: |grad L_CLIP| over the head: normal mask {normal:.4g}, empty {empty:.4g}")
+    assert out.mask.sum() == 0
+    assert math.isfinite(empty) and empty < 10 * normal
+
+
+def _train_head_towards(model, target, output_bias, steps=15, lr=0.05):
+    """Train the head's parameters on L_CLIP through the whole method (instruction -> head ->
+    mask -> proposal -> frozen generator -> composition -> CLIP), with `target` standing in
+    for T_e. Returns the hard mask's fraction of the image before each step, and after."""
+    images, t_o, t_ins, t_e = demo_edit_batch(2, 64)
+    cached = cacheable_features(model.encoders, model.generator, images, t_o, t_ins, t_e)
+    cached = dataclasses.replace(cached, t_e=target)
     with torch.no_grad():
-        i_src, f_src = model.encoders.image(images)
+        model.head.region_probability.mlp[-1].bias.fill_(output_bias)
+    optimizer = torch.optim.Adam(model.head.parameters(), lr=lr)
+    fractions = []
     for _ in range(steps):
-        res = compose_in_pixels(to_grid(straight_through_mask(p, 0.5)), generated, images)
-        i_res, f_res = model.encoders.image(res)
-        terms = model.loss.clip_guidance_loss(i_res, i_src, target, i_src, f_res, f_src)
-        loss = terms["clip_global"] + structure * terms["clip_structure"]
-        (grad,) = torch.autograd.grad(loss, p)
-        with torch.no_grad():
-            p -= 0.025 * grad.sign()
-            p.clamp_(0.01, 0.99)
-    return p.detach()
+        out = model(images, t_o, t_ins, t_e, torch.Generator().manual_seed(0), cached=cached)
+        fractions.append(out.mask.mean().item())
+        optimizer.zero_grad()
+        out.terms["clip"].backward()
+        optimizer.step()
+    with torch.no_grad():
+        out = model(images, t_o, t_ins, t_e, torch.Generator().manual_seed(0), cached=cached)
+    return fractions + [out.mask.mean().item()]
 
 
 @pytest.fixture(scope="module")
 def generated_everywhere(zoo_params):
+    """The demo batch repainted everywhere for t_e by the frozen generator, as CLIP sees it."""
     model = fresh_model(zoo_params)
     images, _, _, t_e = demo_edit_batch(2, 64)
-    full = torch.ones(2, 1, 64, 64)
     z = model.generator.generate(
         images * 2 - 1,
-        full,
+        torch.ones(2, 1, 64, 64),
         model.generator.encode_prompt(t_e),
         torch.Generator().manual_seed(0),
         steps=2,
         guidance_scale=7.5,
     )
-    generated = ((model.generator.decode(z) + 1) / 2).clamp(0, 1).detach()
-    return model, images, generated
-
-
-def test_mask_grows_when_the_target_is_the_generated_content(generated_everywhere):
-    model, images, generated = generated_everywhere
     with torch.no_grad():
-        target = model.encoders.image(generated)[0]
-    initial = torch.full((2, 64), 0.4)
-    initial[:, :8] = 0.6  # one row of cells starts inside the mask
-    after = _mask_after_descent(model, images, generated, target, initial)
-    assert (after > 0.5).sum() > (initial > 0.5).sum()
-    assert after[:, 8:].mean() > initial[:, 8:].mean()
+        generated = ((model.generator.decode(z) + 1) / 2).clamp(0, 1)
+        return model.encoders.image(generated)[0], model.encoders.image(images)[0]
 
 
-def test_mask_shrinks_when_the_target_is_the_source(generated_everywhere):
-    model, images, generated = generated_everywhere
-    with torch.no_grad():
-        target = model.encoders.image(images)[0]
-    initial = torch.full((2, 64), 0.6)  # everything starts inside the mask
-    after = _mask_after_descent(model, images, generated, target, initial, structure=1.0)
-    assert (after > 0.5).sum() < (initial > 0.5).sum()
-    assert after.mean() < initial.mean()
+def test_mask_grows_from_empty_when_the_target_is_generated_content(
+    zoo_params, generated_everywhere
+):
+    target, _ = generated_everywhere
+    model = fresh_model(zoo_params, lambda_d=0.0, lambda_s=0.0)
+    fractions = _train_head_towards(model, target, output_bias=-4.0)
+    print("mask fraction, growing:", " ".join(f"{f:.3f}" for f in fractions))
+    assert fractions[0] == 0.0  # an empty hard mask: only the proposal is generated
+    assert fractions[-1] > 0.25
+
+
+def test_mask_shrinks_when_the_target_is_the_source(zoo_params, generated_everywhere):
+    _, source = generated_everywhere
+    model = fresh_model(zoo_params, lambda_d=0.0)
+    fractions = _train_head_towards(model, source, output_bias=4.0)
+    print("mask fraction, shrinking:", " ".join(f"{f:.3f}" for f in fractions))
+    assert fractions[0] == 1.0  # everything repainted
+    assert fractions[-1] < 0.75
 
 
 def test_upsampled_mask_covers_whole_patches(zoo_params):

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from components.data.demo import demo_records
 from components.data.images import ImageLimits
 from components.data.prepare import prepare_dataset
+from components.method.build import build_region_edit_model
 from components.training.fit import LAST, ScaleRun, fit_scale
 from flows.cli import app
 from flows.train import train_flow
@@ -104,6 +105,53 @@ def test_one_step(zoo_params, data, tmp_path):
     assert loss_steps(scale.loss_curve) == [1]
     report = json.loads((scale.folder / "ranks" / "rank-0.json").read_text())
     assert report["batches"] == 1 and report["global_step"] == 1
+
+
+def test_gradient_clipping_bounds_the_update_and_the_norm_before_it_is_logged(
+    zoo_params, data, tmp_path
+):
+    params = training_params(zoo_params, tmp_path, max_steps=1, gradient_clip_val=1e-12)
+    scale = run(tmp_path, data)
+    fit_scale(params, scale, resume=False)
+    torch.manual_seed(params.seed)  # the fresh head fit_scale starts from
+    start = build_region_edit_model(params.models, params.method).head.state_dict()
+    trained = torch.load(scale.folder / LAST, weights_only=True)["state_dict"]
+    moved = max(
+        (trained[f"model.head.{name}"] - value).abs().max().item() for name, value in start.items()
+    )
+    # AdamW's first step moves every parameter by about lr (1e-4) whatever the gradient's
+    # size, unless the clipped gradient is far below its eps (1e-8): clipping was applied
+    assert moved < 1e-6
+    curve = pd.read_csv(scale.loss_curve)
+    assert curve["grad_norm"].iloc[0] > 1e-6  # the norm before clipping
+    assert {"clip_direction_left_out", "empty_masks"} <= set(curve.columns)
+
+
+def test_equal_epochs_train_each_scale_in_proportion_and_mlflow_says_what_ran(
+    zoo_params, data, tmp_path, tracking, prefect_harness
+):
+    params = training_params(
+        zoo_params, tmp_path, length="epochs", epochs=2.0, max_steps=99, checkpoint_every=50
+    )
+    train_flow(params, ["1M", "2M"], *data, tmp_path / "metrics", tmp_path / "plots")
+    steps = {
+        s: json.loads((tmp_path / "metrics" / f"{s}.json").read_text())["step"]
+        for s in ("1M", "2M")
+    }
+    assert steps == {"1M": 4, "2M": 8}  # 2 epochs of 4 and 8 samples at batch 2
+    runs = mlflow.search_runs(
+        experiment_names=[params.tracking.experiment],
+        filter_string="tags.`regionedit.role` = 'scale'",
+    )
+    by_scale = {row["tags.scale"]: row for _, row in runs.iterrows()}
+    assert by_scale["1M"]["params.scale_steps"] == "4"
+    assert by_scale["2M"]["params.scale_steps"] == "8"
+    assert by_scale["2M"]["params.scale_epochs"] == "2"
+    assert by_scale["1M"]["tags.mlflow.runName"] == (
+        "train 1M: default profile, 4 training samples, random models"
+    )
+    assert by_scale["1M"]["tags.training_samples"] == "4"
+    assert "metrics.train/grad_norm" in runs.columns
 
 
 @pytest.mark.slow

@@ -74,6 +74,28 @@ class Describer:
             params = load_params(params)
         return cls(build_backend(params.describe, params.models), params.describe, params.seed)
 
+    @classmethod
+    def captioning(cls, params: Params) -> Describer:
+        """A describer whose captions come from `models.captioner` on the transformers backend:
+        how inference writes t_o = MLLM(X) (paper §3.1) when `describe.backend` cannot caption.
+        Nothing loads until the first caption; a missing local model folder fails here."""
+        cfg = params.describe.model_copy(update={"backend": "transformers", "recaption": False})
+        return cls(build_backend(cfg, params.models), cfg, params.seed)
+
+    @property
+    def writer(self) -> str:
+        """Who writes t_ins and t_e, in words, for messages and records."""
+        if self.backend.prompts is None:  # the template: rules, no model
+            return f"{self.backend.name} writer {self.backend.model}"
+        return f"writer {self.backend.model} on the {self.backend.name} backend"
+
+    @property
+    def captioner(self) -> str:
+        """Who writes t_o, in words, for messages and records."""
+        if self.backend.captioner is None:
+            return f"no captioner (the {self.backend.name} backend)"
+        return f"captioner {self.backend.captioner} on the {self.backend.name} backend"
+
     @property
     def can_caption(self) -> bool:
         return self.backend.captioner is not None

@@ -1,9 +1,12 @@
 """Loaders for the two benchmarks in their published formats, from local paths only.
 
 Emu Edit: the Hugging Face parquet files of `facebook/emu_edit_test_set`. MagicBrush: the
-official test zip unzipped (`test/edit_sessions.json` + `test/images/<img_id>/…`), or the
-Hugging Face `osunlp/MagicBrush` parquet of its dev split. Images stay encoded (a parquet cell's
-bytes, or a file path) until a case is scored, so a whole benchmark fits in memory.
+official test zip unzipped (`test/edit_sessions.json` + `test/images/<img_id>/…`, and the
+description files `test/local_descriptions.json` / `test/global_descriptions.json`, each
+`{img_id: {"<img_id>-output<k>.png": text, …}}`), or the Hugging Face `osunlp/MagicBrush`
+parquet of its dev split (which ships no descriptions: CLIP-T stays blank). Images stay encoded
+(a parquet cell's bytes, or a file path) until a case is scored, so a whole benchmark fits in
+memory.
 
 A wrong path or a missing column or file fails at once with a BenchmarkError that names it;
 an image that cannot be decoded raises BenchmarkError when it is opened, so a runner can report
@@ -36,6 +39,7 @@ MAGICBRUSH_COLUMNS = ("img_id", "turn_index", "source_img", "mask_img", "instruc
 IMAGE_COLUMNS = ("source_img", "target_img", "mask_img")  # in MagicBrushTurn's field order
 SESSION_KEYS = ("input", "output", "mask", "instruction")
 SESSIONS_FILE = "edit_sessions.json"
+DESCRIPTION_FILES = {"local": "local_descriptions.json", "global": "global_descriptions.json"}
 BATCH_ROWS = 32  # parquet rows decoded at a time: images dominate, so keep it small
 
 
@@ -91,6 +95,7 @@ class MagicBrushTurn:
     source: StoredImage
     target: StoredImage
     mask: StoredImage
+    caption: str | None = None  # the ground truth's description (CLIP-T), where the set has one
 
     @property
     def input_image(self) -> Image.Image:
@@ -145,17 +150,24 @@ def _emu_edit_cases(path: Path, split: str, limit: int | None) -> Iterator[EmuEd
         )
 
 
-def load_magicbrush(path: Path, limit: int | None = None) -> list[MagicBrushSession]:
+def load_magicbrush(
+    path: Path, limit: int | None = None, captions: str = "local"
+) -> list[MagicBrushSession]:
     """Sessions sorted by image id (the first `limit` of them), turns in order.
 
     `path` is the unzipped official test set (the folder holding `test/`, or `test/` itself) or
     the Hugging Face parquet of the split to evaluate (a file, or a folder of its shards).
+    `captions` picks the description file CLIP-T reads ("local" or "global"); a turn its file
+    does not describe, or a set without that file, has no caption.
     """
+    if captions not in DESCRIPTION_FILES:
+        raise BenchmarkError(f"captions must be one of {list(DESCRIPTION_FILES)}, not {captions!r}")
     sessions_file = next(
         (f for f in (path / SESSIONS_FILE, path / "test" / SESSIONS_FILE) if f.is_file()), None
     )
     if sessions_file is not None:
-        return _official_sessions(sessions_file, limit)
+        descriptions = _descriptions(sessions_file.parent / DESCRIPTION_FILES[captions])
+        return _official_sessions(sessions_file, limit, descriptions)
     if (path.is_file() and path.suffix == ".parquet") or (
         path.is_dir() and any(path.rglob("*.parquet"))
     ):
@@ -167,7 +179,24 @@ def load_magicbrush(path: Path, limit: int | None = None) -> list[MagicBrushSess
     )
 
 
-def _official_sessions(sessions_file: Path, limit: int | None) -> list[MagicBrushSession]:
+def _descriptions(file: Path) -> dict[str, dict[str, str]]:
+    """`{img_id: {image file name: description}}`; empty when the set has no such file."""
+    if not file.is_file():
+        return {}
+    try:
+        descriptions = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BenchmarkError(f"{file}: not readable JSON ({err})") from None
+    if not isinstance(descriptions, dict) or not all(
+        isinstance(v, dict) for v in descriptions.values()
+    ):
+        raise BenchmarkError(f"{file}: expected {{img_id: {{image file: description}}}}")
+    return descriptions
+
+
+def _official_sessions(
+    sessions_file: Path, limit: int | None, descriptions: dict[str, dict[str, str]]
+) -> list[MagicBrushSession]:
     try:
         sessions = json.loads(sessions_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -189,7 +218,10 @@ def _official_sessions(sessions_file: Path, limit: int | None) -> list[MagicBrus
                 if not file.is_file():
                     raise BenchmarkError(f"{where}: no such image file {file}")
             source, target, mask = (StoredImage(str(f), path=f) for f in files.values())
-            turns.append(MagicBrushTurn(number, entry["instruction"], source, target, mask))
+            caption = descriptions.get(img_id, {}).get(entry["output"])
+            turns.append(
+                MagicBrushTurn(number, entry["instruction"], source, target, mask, caption)
+            )
         loaded.append(MagicBrushSession(img_id, tuple(turns)))
     return loaded
 

@@ -2,8 +2,10 @@
 
 They let the real loaders, the metrics and the report run offline, in CI and in `dvc repro`.
 Emu Edit: one parquet file with the Hugging Face dataset's columns and types. MagicBrush: the
-official test folder (`test/edit_sessions.json`, `test/images/<img_id>/…png`), its ground-truth
-outputs made by really drawing each turn's edit inside its mask. Same seed, same bytes.
+official test folder (`test/edit_sessions.json`, `test/images/<img_id>/…png`, and the
+description files `test/global_descriptions.json` / `test/local_descriptions.json` that CLIP-T
+reads), its ground-truth outputs made by really drawing each turn's edit inside its mask (white
+= edited, as in MagicBrush's masks). Same seed, same bytes.
 """
 
 from __future__ import annotations
@@ -100,24 +102,29 @@ def write_emu_edit_demo(out: Path, seed: int, count: int = 12) -> Path:
 def write_magicbrush_demo(out: Path, seed: int, sessions: int = 6) -> Path:
     """Write `sessions` sessions of 1, 2, 3, 1, … turns in the official layout under `out/test`
     and return `out`. Each turn adds a coloured circle or square at a place; its mask is the
-    shape's box, and its ground-truth output is its input with the shape drawn."""
+    shape's box, and its ground-truth output is its input with the shape drawn. The global
+    description of each image is the picture's caption with the shapes added so far; the local
+    description of an output is the shape it added."""
     rng = random.Random(f"regionedit-magicbrush-demo:{seed}")
     ids = [str(i) for i in rng.sample(range(100_000, 1_000_000), sessions)]
     pictures = _pictures(seed, rng)
     shutil.rmtree(out / "test", ignore_errors=True)  # no session of an older write may survive
-    edit_sessions = {}
+    edit_sessions, global_descriptions, local_descriptions = {}, {}, {}
     for number, img_id in enumerate(ids):
         folder = out / "test" / "images" / img_id
         folder.mkdir(parents=True, exist_ok=True)
-        image, _ = next(pictures)
+        image, caption = next(pictures)
         image = _square(image, MAGICBRUSH_SIDE)
         image.save(folder / f"{img_id}-input.png")
         turns, source = [], f"{img_id}-input.png"
+        global_descriptions[img_id], local_descriptions[img_id] = {source: caption}, {}
         for k, place in enumerate(rng.sample(PLACES, 1 + number % 3), start=1):
-            image, mask, instruction = _draw_edit(image, place, rng)
+            image, mask, instruction, thing = _draw_edit(image, place, rng)
             image.save(folder / f"{img_id}-output{k}.png")
             mask.save(folder / f"{img_id}-mask{k}.png")
             output = f"{img_id}-output{k}.png"
+            caption = f"{caption}, with {thing} at the {place}"
+            global_descriptions[img_id][output], local_descriptions[img_id][output] = caption, thing
             turns.append(
                 {
                     "input": source,
@@ -128,7 +135,12 @@ def write_magicbrush_demo(out: Path, seed: int, sessions: int = 6) -> Path:
             )
             source = output  # the next turn edits this turn's ground truth
         edit_sessions[img_id] = turns
-    (out / "test" / "edit_sessions.json").write_text(json.dumps(edit_sessions, indent=2) + "\n")
+    for name, content in (
+        ("edit_sessions.json", edit_sessions),
+        ("global_descriptions.json", global_descriptions),
+        ("local_descriptions.json", local_descriptions),
+    ):
+        (out / "test" / name).write_text(json.dumps(content, indent=2) + "\n")
     return out
 
 
@@ -200,9 +212,9 @@ def _square(image: Image.Image, side: int) -> Image.Image:
 
 def _draw_edit(
     image: Image.Image, place: str, rng: random.Random
-) -> tuple[Image.Image, Image.Image, str]:
-    """(output, mask, instruction): a circle or square drawn at `place`, its box as the mask,
-    in a colour that stands out from what was there."""
+) -> tuple[Image.Image, Image.Image, str, str]:
+    """(output, mask, instruction, what was added): a circle or square drawn at `place`, its box
+    as the mask, in a colour that stands out from what was there."""
     row, column = divmod(PLACES.index(place), 3)
     cell = image.width / 3
     radius = cell * rng.uniform(0.25, 0.4)
@@ -219,5 +231,5 @@ def _draw_edit(
     ImageDraw.Draw(mask).rectangle(
         (box[0] - margin, box[1] - margin, box[2] + margin, box[3] + margin), fill=255
     )
-    article = "an" if colour[0] in "aeiou" else "a"
-    return output, mask, f"add {article} {colour} {shape} at the {place}"
+    thing = f"{'an' if colour[0] in 'aeiou' else 'a'} {colour} {shape}"
+    return output, mask, f"add {thing} at the {place}", thing

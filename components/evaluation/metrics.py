@@ -7,7 +7,14 @@ Emu Edit, against the *input* image (Emu Edit's definitions):
 MagicBrush, against the *ground-truth* output (its official `image_eval.py`):
   L1, L2 = mean absolute / squared difference of [0, 1] pixels over all pixels and channels,
   CLIP-I = cos(E_img(gen), E_img(gt)), DINO = cos(DINO(gen), DINO(gt)),
-  CLIP-T = cos(E_img(gen), E_txt(caption)).
+  CLIP-T = cos(E_img(gen), E_txt(caption)), the caption being the ground truth's description
+  from the test set's `local_descriptions.json` (or `global_descriptions.json`), keyed by the
+  ground-truth file name, as the official script's `--caption_path` reads it.
+Ours, beside them (no published system reports these): the region each edit repainted.
+  region_fraction = share of the image's pixels repainted (the feathered mask, in [0, 1]);
+  empty_region = 1 where nothing was repainted, so its mean is the share of empty masks;
+  region_iou = |R ∩ M| / |R ∪ M| of our region R (mask >= 128) and MagicBrush's mask M of the
+  turn (white = the region the annotator edited, per the dataset card), R resized to M's size.
 Before L1 and L2 the edited image is resized (bicubic) to the size of the image it is compared
 with. CLIP embeddings are unit length before any difference is taken; DINO's is the CLS token
 of the last hidden state. The metric models (CLIP ViT-B/32 and DINO ViT-S/16 in MagicBrush's
@@ -16,6 +23,7 @@ evaluation) are loaded by the caller and passed in as `MetricModels`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +41,8 @@ from components.models.loading import freeze, load_clip, load_dino
 
 EMU_EDIT_METRICS = ("clip_dir", "clip_out", "clip_img", "l1", "dino")
 MAGICBRUSH_METRICS = ("l1", "l2", "clip_i", "dino", "clip_t")
+REGION_METRICS = ("region_fraction", "empty_region", "region_iou")
+REGION_THRESHOLD = 128  # a pixel of a region or mask picture (mode "L") is inside from here on
 # MagicBrush's DINO preprocessing. It belongs to the protocol, not to the checkpoint: the hub's
 # facebook/dino-vits16 processor resizes straight to 224x224 instead.
 DINO_TRANSFORM = transforms.Compose(
@@ -110,6 +120,16 @@ def pixel_distances(image: Image.Image, reference: Image.Image) -> tuple[float, 
     return float(np.abs(difference).mean()), float(np.square(difference).mean())
 
 
+def region_iou(region: Image.Image, mask: Image.Image) -> float:
+    """IoU of a predicted region and a ground-truth edit mask (white = edited), at the mask's
+    size; 1.0 when both are empty."""
+    inside = np.asarray(region.convert("L").resize(mask.size, Image.Resampling.NEAREST))
+    predicted = inside >= REGION_THRESHOLD
+    truth = np.asarray(mask.convert("L")) >= REGION_THRESHOLD
+    union = np.logical_or(predicted, truth).sum()
+    return 1.0 if union == 0 else float(np.logical_and(predicted, truth).sum() / union)
+
+
 class _Means(Metric):
     """Means of named per-sample values, overall and per group; a NaN value is not counted.
 
@@ -122,7 +142,11 @@ class _Means(Metric):
     full_state_update = False
 
     def __init__(
-        self, models: MetricModels, names: tuple[str, ...], groups: Sequence[str], **kwargs: Any
+        self,
+        models: MetricModels | None,
+        names: tuple[str, ...],
+        groups: Sequence[str],
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.models, self.names, self.groups = models, names, tuple(groups)
@@ -249,6 +273,42 @@ class MagicBrushMetrics(_Means):
             "clip_t": clip_t,
         }
         self._add(values, None)
+
+
+class RegionMetrics(_Means):
+    """The region a system repainted: its mean share of the image, the share of edits that
+    repainted nothing, and (where the benchmark has one) its IoU with the ground-truth mask.
+
+    `regions` are the feathered masks ("L", 0 = kept); `fractions` their mean value / 255 as the
+    edit recorded it. A system without a region (the baseline) is not scored here.
+    """
+
+    def __init__(self, tasks: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(None, REGION_METRICS, tasks, **kwargs)
+
+    def update(
+        self,
+        regions: Sequence[Image.Image],
+        fractions: Sequence[float],
+        masks: Sequence[Image.Image | None] | None = None,
+        tasks: Sequence[str] | None = None,
+    ) -> None:
+        masks = [None] * len(regions) if masks is None else masks
+        _check_lengths(regions, fractions=fractions, masks=masks, tasks=tasks)
+        if not regions:
+            self.batch_values = []
+            return
+        iou = [
+            math.nan if mask is None else region_iou(region, mask)
+            for region, mask in zip(regions, masks, strict=True)
+        ]
+        fraction = torch.tensor(fractions, dtype=torch.float64)
+        values = {
+            "region_fraction": fraction,
+            "empty_region": (fraction == 0).to(torch.float64),
+            "region_iou": torch.tensor(iou, dtype=torch.float64),
+        }
+        self._add(values, tasks)
 
 
 def _check_lengths(first: Sequence[Any], **others: Sequence[Any] | None) -> None:

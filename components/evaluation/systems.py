@@ -1,4 +1,6 @@
-"""The systems under evaluation, behind one call: ours (Editor) and the InstructPix2Pix baseline.
+"""The systems under evaluation, behind one call: ours (Editor), the InstructPix2Pix baseline
+and the copy of the input (the trivial system: it changes nothing, so it scores best on every
+content-preservation metric and shows what "good" L1, CLIP-I and DINO are worth).
 
 Every edit is written to disk as it finishes (image, region, and a JSON record of the
 descriptions used), and a rerun reads it back instead of editing again: an interrupted
@@ -7,7 +9,6 @@ evaluation resumes, and its scores equal an uninterrupted run's.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import zlib
 from collections.abc import Callable
@@ -17,11 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from components.describe.errors import DescribeError
 from components.editing import Editor
 from components.evaluation.baseline import InstructPix2PixBaseline
-
-FALLBACK_CAPTION = "a photo"  # t_o when the benchmark gives none and the backend cannot caption
 
 
 @dataclass(frozen=True)
@@ -32,9 +30,9 @@ class EditRecord:
     instruction: str
     t_o: str  # "" for the baseline, which reads the instruction alone
     t_e: str
-    t_o_source: str  # benchmark | captioner | fallback | none
-    t_e_source: str  # describer | fallback_instruction | none
-    region_fraction: float  # share of pixels repainted (1.0 for the baseline: no region)
+    t_o_source: str  # who wrote t_o, as Editor.edit says ("given": the benchmark's caption)
+    t_e_source: str  # who wrote t_e, as Editor.edit says; "none" for systems that read neither
+    region_fraction: float  # share of pixels repainted (baseline: 1.0, no region; copy: 0.0)
 
 
 def case_seed(seed: int, case_id: str) -> int:
@@ -93,20 +91,19 @@ class CachedSystem:
 def edit_ours(
     editor: Editor, image: Image.Image, instruction: str, case_id: str, t_o: str | None, seed: int
 ) -> tuple[Image.Image, Image.Image, EditRecord]:
-    """Our edit, with the descriptions written as at inference (paper §3.1)."""
-    t_o_source = "benchmark"
-    if t_o is None:
-        t_o, t_o_source = FALLBACK_CAPTION, "fallback"
-        if editor.describer.can_caption:
-            with contextlib.suppress(DescribeError):  # then recorded as the fallback caption
-                t_o, t_o_source = editor.describer.describe_image(image), "captioner"
-    try:
-        t_e, t_e_source = editor.describer.target_description(t_o, instruction), "describer"
-    except DescribeError:
-        t_e, t_e_source = instruction, "fallback_instruction"
-    result = editor.edit(image, instruction, t_o, t_e, seed=case_seed(seed, case_id))
+    """Our edit, with the descriptions written as at inference (paper §3.1) by the editor
+    itself: t_o is the benchmark's caption where it has one (Emu Edit), else the captioner's."""
+    result = editor.edit(image, instruction, t_o, seed=case_seed(seed, case_id))
     fraction = float(np.asarray(result.mask, dtype=np.float64).mean()) / 255
-    record = EditRecord(case_id, instruction, t_o, t_e, t_o_source, t_e_source, fraction)
+    record = EditRecord(
+        case_id,
+        instruction,
+        result.original_description,
+        result.target_description,
+        result.original_source,
+        result.target_source,
+        fraction,
+    )
     return result.image, result.mask, record
 
 
@@ -121,3 +118,10 @@ def edit_baseline(
     """InstructPix2Pix reads the instruction alone: t_o is not used."""
     edited = baseline.edit(image, instruction, case_seed(seed, case_id))
     return edited, None, EditRecord(case_id, instruction, "", "", "none", "none", 1.0)
+
+
+def copy_of_input(
+    image: Image.Image, instruction: str, case_id: str, t_o: str | None = None
+) -> tuple[Image.Image, None, EditRecord]:
+    """The trivial system: the output is the input. Nothing to cache: it costs nothing."""
+    return image.copy(), None, EditRecord(case_id, instruction, "", "", "none", "none", 0.0)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# L_CLIPd leaves out a sample whose edit moved its CLIP image embedding by less than this
+# (unit-length embeddings): the direction of a zero change is undefined, and 1 - cos of a
+# near-zero vector has a gradient of order 1/|I_res - I_ori| (about 1e8 for an exact zero).
+MIN_DIRECTION_CHANGE = 1e-4
+
 
 def cosine_distance(a: Tensor, b: Tensor) -> Tensor:
     """1 - cos(a, b) over the last dimension."""
@@ -15,6 +20,26 @@ def patch_similarity(tokens: Tensor) -> Tensor:
     """Sim(F): pairwise cosine similarity of patch tokens, (B, N, d) -> (B, N, N)."""
     unit = F.normalize(tokens, dim=-1)
     return unit @ unit.transpose(1, 2)
+
+
+def clip_direction_loss(
+    i_res: Tensor, i_ori: Tensor, t_e: Tensor, t_o: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Eq. 8 over the samples whose edit changed I; the count of samples left out.
+
+    A sample left out contributes no gradient at all (it is indexed away, not multiplied by
+    zero, so no 0 * inf); with every sample left out the term is 0."""
+    change = i_res - i_ori
+    kept = change.detach().norm(dim=-1) >= MIN_DIRECTION_CHANGE
+    left_out = (~kept).sum().to(i_res.dtype)
+    if not kept.any():
+        return change.sum() * 0.0, left_out
+    return cosine_distance(change[kept], (t_e - t_o)[kept]).mean(), left_out
+
+
+def clip_structure_loss(f_res: Tensor, f_img: Tensor) -> Tensor:
+    """Eq. 9: ||Sim(F_img) - Sim(F_res)||_2^2, the sum over the N x N entries, batch mean."""
+    return (patch_similarity(f_img) - patch_similarity(f_res)).pow(2).sum(dim=(1, 2)).mean()
 
 
 class SemanticAlignmentLoss(nn.Module):
@@ -28,16 +53,20 @@ class SemanticAlignmentLoss(nn.Module):
 
 
 class ClipGuidanceLoss(nn.Module):
-    """Eqs. 7-10 on the composed result: global, directional and structural CLIP terms."""
+    """Eqs. 7-10 on the composed result: global, directional and structural CLIP terms.
+
+    `clip_direction_left_out` counts the samples of the batch that L_CLIPd left out (no change
+    to read a direction from); it is logged, never weighted."""
 
     def forward(
         self, i_res: Tensor, i_ori: Tensor, t_e: Tensor, t_o: Tensor, f_res: Tensor, f_img: Tensor
     ) -> dict[str, Tensor]:
-        structure = (patch_similarity(f_img) - patch_similarity(f_res)).pow(2).mean(dim=(1, 2))
+        direction, left_out = clip_direction_loss(i_res, i_ori, t_e, t_o)
         return {
-            "clip_global": cosine_distance(i_res, t_e).mean(),  # L_CLIPg
-            "clip_direction": cosine_distance(i_res - i_ori, t_e - t_o).mean(),  # L_CLIPd
-            "clip_structure": structure.mean(),  # L_CLIPs: mean over the N x N entries
+            "clip_global": cosine_distance(i_res, t_e).mean(),  # L_CLIPg (Eq. 7)
+            "clip_direction": direction,  # L_CLIPd (Eq. 8)
+            "clip_structure": clip_structure_loss(f_res, f_img),  # L_CLIPs (Eq. 9)
+            "clip_direction_left_out": left_out,
         }
 
 
@@ -58,7 +87,7 @@ class RegionEditLoss(nn.Module):
         self.clip_guidance_loss = ClipGuidanceLoss()
 
     def clip_loss(self, terms: dict[str, Tensor]) -> Tensor:
-        """The weighted CLIP part alone (the only path from the loss to P_region)."""
+        """Eq. 10, the weighted CLIP part alone (the only path from the loss to P_region)."""
         return sum(weight * terms[name] for name, weight in self.lambdas.items())
 
     def forward(

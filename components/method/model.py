@@ -57,7 +57,7 @@ class RegionEditModel(nn.Module):
         self.encoders = encoders
         self.generator = generator
         self.cfg = cfg
-        self.head = RegionHead(encoders.dim, cfg.heads)
+        self.head = RegionHead(encoders.dim, cfg.heads, cfg.head)
         self.loss = RegionEditLoss(cfg.alpha, cfg.beta, cfg.lambda_g, cfg.lambda_d, cfg.lambda_s)
 
     def trainable_parameters(self) -> list[nn.Parameter]:

@@ -1,18 +1,66 @@
 """The learnable region head (paper §3.2): where an instruction should act on an image.
 
 F_img (B,N,d) are CLIP patch tokens, F_ins (B,M,d) instruction tokens, both in CLIP's space.
+Two forms of Eqs. 1-3, chosen by `method.head`:
+- `paper`: exactly as the equations write them: single-head softmax attention with d x d
+  projections W_Q, W_K, W_V and no output projection, no residual, no norm, no feed-forward;
+  then a token-wise MLP and a sigmoid.
+- `residual`: the same three steps as pre-norm transformer blocks: multi-head attention with
+  residual connections, a 4d feed-forward after the self-attention, a norm before the MLP.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+HeadForm = Literal["paper", "residual"]
 
-class CrossAttention(nn.Module):
-    """Eq. 1: F_Editedimg = Attn(Q = F_img, K = V = F_ins), in residual pre-norm form."""
+
+class SoftmaxAttention(nn.Module):
+    """Eqs. 1-2 as written: Softmax(Q K^T / sqrt(d)) V with Q = X W_Q, K = Y W_K, V = Y W_V."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.w_q = nn.Linear(dim, dim, bias=False)
+        self.w_k = nn.Linear(dim, dim, bias=False)
+        self.w_v = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x: Tensor, y: Tensor, y_padding: Tensor | None = None) -> Tensor:
+        attend = None if y_padding is None else ~y_padding[:, None, :]  # (B, 1, M), True = key
+        return F.scaled_dot_product_attention(
+            self.w_q(x), self.w_k(y), self.w_v(y), attn_mask=attend
+        )
+
+
+class PaperCrossAttention(nn.Module):
+    """Eq. 1: F_Editedimg = Softmax(F_img W_Q (F_ins W_K)^T / sqrt(d)) F_ins W_V."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.attention = SoftmaxAttention(dim)
+
+    def forward(self, f_img: Tensor, f_ins: Tensor, ins_padding: Tensor) -> Tensor:
+        return self.attention(f_img, f_ins, ins_padding)
+
+
+class PaperSelfAttention(nn.Module):
+    """Eq. 2: F_imgRegion = Softmax(Q^S K^S^T / sqrt(d)) V^S over F_Editedimg."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.attention = SoftmaxAttention(dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.attention(x, x)
+
+
+class ResidualCrossAttention(nn.Module):
+    """Eq. 1 in residual pre-norm form: F_img + MultiHeadAttn(Q = F_img, K = V = F_ins)."""
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -28,8 +76,8 @@ class CrossAttention(nn.Module):
         return f_img + update
 
 
-class SelfAttention(nn.Module):
-    """Eq. 2: F_imgRegion = SelfAttn(F_Editedimg), then a token-wise feed-forward."""
+class ResidualSelfAttention(nn.Module):
+    """Eq. 2 in residual pre-norm form, then a token-wise feed-forward block."""
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -46,13 +94,13 @@ class SelfAttention(nn.Module):
 
 
 class RegionProbability(nn.Module):
-    """Eq. 3: P_region = sigmoid(MLP(F_imgRegion)), one probability per patch token."""
+    """Eq. 3: P_region = sigmoid(MLP(F_imgRegion)), one probability per patch token. The MLP's
+    depth and activation are not in the paper: one hidden layer of width d, GELU (assumed)."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, norm: bool) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(
-            nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 1)
-        )
+        layers = [nn.LayerNorm(dim)] if norm else []
+        self.mlp = nn.Sequential(*layers, nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.sigmoid(self.mlp(x)).squeeze(-1)
@@ -77,13 +125,18 @@ class RegionPrediction:
 
 
 class RegionHead(nn.Module):
-    """Everything the optimizer trains: Eqs. 1-3 and f_sem."""
+    """Everything the optimizer trains: Eqs. 1-3 and f_sem. `heads` is the residual form's
+    attention heads; the paper's form is single-head by its equations."""
 
-    def __init__(self, dim: int, heads: int) -> None:
+    def __init__(self, dim: int, heads: int, form: HeadForm) -> None:
         super().__init__()
-        self.cross_attention = CrossAttention(dim, heads)
-        self.self_attention = SelfAttention(dim, heads)
-        self.region_probability = RegionProbability(dim)
+        if form == "paper":
+            self.cross_attention = PaperCrossAttention(dim)
+            self.self_attention = PaperSelfAttention(dim)
+        else:
+            self.cross_attention = ResidualCrossAttention(dim, heads)
+            self.self_attention = ResidualSelfAttention(dim, heads)
+        self.region_probability = RegionProbability(dim, norm=form == "residual")
         self.f_sem = SemanticProjection(dim)
 
     def forward(self, f_img: Tensor, f_ins: Tensor, ins_padding: Tensor) -> RegionPrediction:

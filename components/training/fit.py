@@ -36,7 +36,7 @@ class ScaleRun:
 
 
 def fit_scale(params: Params, run: ScaleRun, resume: bool) -> None:
-    """Train the head for `train.max_steps` steps on the scale's nested subset."""
+    """Train the head on the scale's nested subset for `train.steps_for(count)` steps."""
     cfg = params.train
     warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode")  # frozen by design
     L.seed_everything(params.seed, workers=True, verbose=False)
@@ -66,7 +66,9 @@ def fit_scale(params: Params, run: ScaleRun, resume: bool) -> None:
             synchronous=True,  # a killed run must not take its last steps' metrics with it
         )
     trainer = L.Trainer(
-        max_steps=cfg.max_steps,
+        max_steps=cfg.steps_for(params.scales[run.scale]),
+        gradient_clip_val=cfg.gradient_clip_val,
+        gradient_clip_algorithm="norm",
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,

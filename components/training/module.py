@@ -38,6 +38,7 @@ class RegionEditModule(L.LightningModule):
         )
         terms = {f"train/{name}": value for name, value in out.terms.items()}
         terms["train/mask_fraction"] = out.mask.detach().mean()
+        terms["train/empty_masks"] = (out.mask.detach().flatten(1).sum(1) == 0).float().sum()
         # logger=False: callbacks.StepLosses writes them, before the step's checkpoint
         self.log_dict(terms, on_step=True, logger=False, batch_size=batch["image"].shape[0])
         return {
@@ -45,6 +46,13 @@ class RegionEditModule(L.LightningModule):
             "mask": out.mask.detach(),
             "result": out.result.detach(),
         }
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Lightning clips after this hook: the norm logged is the one before clipping
+        norm = torch.nn.utils.get_total_norm(
+            [p.grad for p in self.model.trainable_parameters() if p.grad is not None]
+        )
+        self.log("train/grad_norm", norm, on_step=True, logger=False)
 
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.train_cfg

@@ -14,6 +14,7 @@ from mlflow.entities import Param
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from components.config import Params
+from components.evaluation.labels import OURS, overall, provenance
 
 MODEL_NAME = "region-head"
 SWEEP_TAG = "regionedit.sweep"
@@ -114,20 +115,34 @@ def start_scale_run(
     scale: str,
     tags: dict[str, str],
 ) -> str:
-    """A new child run for one scale, with its flattened params and tags."""
+    """A new child run for one scale, with its flattened params and tags. Its name says what
+    ran: the profile, the sample count and whether the method's models are real checkpoints."""
+    count = params.scales[scale]
+    models = overall(provenance(params.models), OURS)
     run = client.create_run(
         experiment_id,
-        run_name=f"train-{scale}",
+        run_name=f"train {scale}: {params.profile} profile, {count} training samples, {models}",
         tags={
             MLFLOW_PARENT_RUN_ID: parent,
             SWEEP_TAG: sweep,
             ROLE_TAG: "scale",
             "scale": scale,
+            "profile": params.profile,
+            "training_samples": str(count),
+            "models": models,
             **tags,
         },
     )
     flat = flatten(params.model_dump(include={"seed", "models", "method", "train"}))
-    flat |= {"scale": scale, "scale_count": str(params.scales[scale])}
+    train = params.train
+    steps = train.steps_for(count)
+    samples_seen = steps * train.batch_size * train.devices * train.num_nodes
+    flat |= {
+        "scale": scale,
+        "scale_count": str(count),
+        "scale_steps": str(steps),  # optimizer steps this scale trains for
+        "scale_epochs": f"{samples_seen / count:.4g}",  # passes over the scale's samples
+    }
     items = [Param(key, value) for key, value in sorted(flat.items())]
     for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
         client.log_batch(run.info.run_id, params=items[start : start + 100])
