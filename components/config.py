@@ -17,7 +17,8 @@ class _Strict(BaseModel):
 class PrepareConfig(_Strict):
     """How `prepare` turns a source of images + captions into WebDataset shards."""
 
-    source: str = "demo"  # `demo`, a folder, a folder of .tar shards, or a folder/file of .parquet
+    # `demo`, `world`, a folder, a folder of .tar shards, or a folder/file of .parquet
+    source: str = "demo"
     image_column: str = "image"  # parquet sources: column with images ({bytes, path} or bytes)
     caption_column: str = "caption"  # parquet sources: column with the caption text
     min_side: int = Field(64, ge=1)  # images with a shorter side are rejected
@@ -25,6 +26,27 @@ class PrepareConfig(_Strict):
     samples_per_shard: int = Field(1000, ge=1)  # samples per WebDataset tar
     workers: int = Field(0, ge=0)  # decoding processes; 0 = one per CPU core
     demo_scenes: int = Field(64, ge=0)  # procedurally generated scenes added to the demo photos
+
+
+class WorldZooConfig(_Strict):
+    """How long each of the world's frozen models trains (`regionedit world-zoo`)."""
+
+    scenes: int = Field(8192, ge=1)  # training scenes of the zoo (its own seed namespace)
+    clip_steps: int = Field(400, ge=1)  # the method's CLIP
+    metric_clip_steps: int = Field(200, ge=1)  # the metric CLIP
+    vae_steps: int = Field(1000, ge=1)  # the inpainter's VAE
+    unet_steps: int = Field(800, ge=1)  # the inpainter's UNet and text encoder
+    checks: int = Field(64, ge=1)  # held-out edits of the inpainter's check
+
+
+class WorldConfig(_Strict):
+    """The generated world (DESIGN §10): scenes whose edits have known answers."""
+
+    side: int = Field(64, ge=32)  # pixels of a scene's side; below 32 a small star is a blur
+    scenes: int = Field(2048, ge=1)  # training scenes `prepare` draws when prepare.source: world
+    test_seed: int = 1000  # `regionedit world`'s seed; test scenes use their own RNG namespace
+    test_count: int = Field(48, ge=1)  # sessions of the test set (one edit each, some two)
+    zoo: WorldZooConfig = WorldZooConfig()
 
 
 class ModelsConfig(_Strict):
@@ -35,6 +57,7 @@ class ModelsConfig(_Strict):
     """
 
     zoo: str = "models/zoo"  # where `regionedit zoo` writes the tiny models
+    world: str = "models/world"  # where `regionedit world-zoo` trains the world's models
     clip: str = "local-dir:models/zoo/clip"  # open_clip name; paper: ViT-L-14
     clip_pretrained: str | None = None  # open_clip pretrained tag; paper: openai
     instruction_encoder: str = "models/zoo/t5"  # paper: google/flan-t5-base
@@ -140,6 +163,9 @@ class EvaluateConfig(_Strict):
     magicbrush: str = "data/benchmarks/magicbrush"  # the unzipped folder, or its parquet
     # the description file CLIP-T reads; the official script's README passes the local one
     magicbrush_captions: Literal["local", "global"] = "local"
+    # t_o for MagicBrush edits: the set's description of the input (global_descriptions.json)
+    # instead of the captioner's; the world's sets describe every input exactly
+    magicbrush_input_captions: bool = False
     limit: int | None = None  # cases (Emu Edit) or sessions (MagicBrush); None = all
     # InstructPix2Pix as its authors run it: 100 steps (diffusers' default), text guidance 7.5,
     # image guidance 1.5; the embedded default takes 4 steps to keep the tiny zoo fast on CPU
@@ -174,6 +200,7 @@ class Params(_Strict):
     profile: str = "default"  # names the profile in every table row, plot line and MLflow run
     seed: int = 0  # one seed for every random choice (scene generation, scale order)
     prepare: PrepareConfig = PrepareConfig()
+    world: WorldConfig = WorldConfig()
     models: ModelsConfig = ModelsConfig()
     method: MethodConfig = MethodConfig()
     describe: DescribeConfig = DescribeConfig()

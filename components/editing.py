@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -20,6 +21,16 @@ from components.method.model import RegionEditModel, Stage, untimed
 
 MIN_SIDE = 16  # pixels; smaller images carry no region worth predicting
 FALLBACK_CAPTION = "a photo"  # t_o when the captioner gives no usable caption (as evaluation)
+REGION_THRESHOLD = 128  # a pixel of a region picture (mode "L") is inside from here on
+
+
+class Descriptions(NamedTuple):
+    """t_o and t_e of one edit, and who wrote each, in words (EditResult's field order)."""
+
+    original: str  # t_o
+    target: str  # t_e
+    original_source: str  # "given", "captioner <model> …" or "fallback …"
+    target_source: str
 
 
 @dataclass
@@ -55,11 +66,18 @@ class Editor:
         with torch.random.fork_rng():  # an untrained head is the same seeded one every time
             torch.manual_seed(params.seed)
             model = build_region_edit_model(params.models, params.method)
-        if checkpoint is not None:
-            model.head.load_state_dict(load_file(str(checkpoint)))
         describer = Describer.from_params(params)
         captioner = describer if describer.can_caption else Describer.captioning(params)
-        return cls(model, describer, captioner)
+        editor = cls(model, describer, captioner)
+        return editor if checkpoint is None else editor.with_head(checkpoint)
+
+    def with_head(self, checkpoint: str | Path) -> Editor:
+        """This editor's frozen models and describers under the head weights in `checkpoint`:
+        a trained and the untrained head side by side hold one copy of the frozen models."""
+        with torch.random.fork_rng():  # the head drawn here is overwritten: keep the caller's RNG
+            model = RegionEditModel(self.model.encoders, self.model.generator, self.cfg)
+        model.head.load_state_dict(load_file(str(checkpoint)))
+        return Editor(model, self.describer, self.captioner)
 
     @torch.no_grad()
     def edit(
@@ -70,44 +88,41 @@ class Editor:
         target_description: str | None = None,
         seed: int = 0,
         stage: Stage = untimed,
+        region: Image.Image | None = None,
     ) -> EditResult:
         """Edit `image` as `instruction` says.
 
-        Missing descriptions are written as at inference in the paper (§3.1): t_o (what the
-        image shows) by the captioning MLLM, `models.captioner` (through the transformers
-        backend when `describe.backend` is the offline template, which cannot look at an
-        image), and t_e (the image after the edit) from t_o and the instruction by the
-        `describe.backend` writer (the template writes it for add / remove / replace /
-        recolour). A caption or target that fails the describe checks falls back, as in
-        evaluation, to FALLBACK_CAPTION for t_o and to the instruction itself for t_e; the
-        result says who wrote each (`original_source`, `target_source`).
-        Non-RGB images are converted as `prepare` converts them
-        (transparency on white); the model works at `method.resolution` and the result is
-        resized back, with the source pasted back outside the feathered mask. `stage(name)`
-        wraps each component for benchmarks.
+        The descriptions are written as `describe` says. Non-RGB images are converted as
+        `prepare` converts them (transparency on white); the model works at
+        `method.resolution` and the result is resized back, with the source pasted back
+        outside the feathered mask. `region` ("L", the image's size, white = edit) replaces the
+        head's region: it is the inpainting mask (resized to the resolution, nearest) and the
+        paste-back region, so a given region and a predicted one differ in nothing else.
+        `stage(name)` wraps each component for benchmarks.
         """
         instruction = _required_text(instruction, "instruction")
         source = self._check_image(image)
-        t_o = _optional_text(original_description, "original_description")
-        t_e = _optional_text(target_description, "target_description")
-        t_o, t_o_source = (t_o, "given") if t_o else self._caption(source)
-        t_e, t_e_source = (t_e, "given") if t_e else self._target(t_o, instruction)
-        sources = (t_o_source, t_e_source)
+        given = None if region is None else _given_region(region, source.size)
+        descriptions = self.describe(source, instruction, original_description, target_description)
+        t_o, t_e = descriptions.original, descriptions.target
         side, cfg, generator = self.cfg.resolution, self.cfg, self.model.generator
         resized = np.array(source.resize((side, side), Image.Resampling.BICUBIC))
         x = torch.from_numpy(resized).permute(2, 0, 1)[None].float().div(255)
         x = x.to(generator.device)
         with stage("encoders"):
             features = self.model.frozen_features(x, [t_o], [instruction], [t_e])
-        with stage("head"):
-            head = self.model.head(features.f_img, features.f_ins, features.ins_padding)
-            grid = to_grid((head.p_region > cfg.tau).float())
-        if not grid.any():
-            return EditResult(source.copy(), Image.new("L", source.size, 0), t_o, t_e, *sources)
+        if given is None:
+            with stage("head"):
+                head = self.model.head(features.f_img, features.f_ins, features.ins_padding)
+                mask = to_grid((head.p_region > cfg.tau).float())
+        else:
+            mask = given.to(generator.device)
+        if not mask.any():
+            return EditResult(source.copy(), Image.new("L", source.size, 0), *descriptions)
         with stage("generation"):
             z = generator.generate(
                 x * 2 - 1,
-                upsample(grid, (side, side)),
+                upsample(mask, (side, side)),
                 features.conditioning,
                 torch.Generator(generator.device).manual_seed(seed),
                 steps=cfg.steps,
@@ -120,7 +135,31 @@ class Editor:
         with stage("paste_back"):
             edited = Image.fromarray(edited[0].permute(1, 2, 0).cpu().numpy())
             edited = edited.resize(source.size, Image.Resampling.BICUBIC)
-            return self._paste_back(source, edited, grid.cpu(), (t_o, t_e, *sources))
+            return self._paste_back(source, edited, mask.cpu(), descriptions)
+
+    def describe(
+        self,
+        image: Image.Image,
+        instruction: str,
+        original_description: str | None = None,
+        target_description: str | None = None,
+    ) -> Descriptions:
+        """t_o and t_e as at inference in the paper (§3.1), each given or written.
+
+        t_o (what the image shows) is written by the captioning MLLM, `models.captioner`
+        (through the transformers backend when `describe.backend` is the offline template,
+        which cannot look at an image), and t_e (the image after the edit) from t_o and the
+        instruction by the `describe.backend` writer (the template writes it for add / remove /
+        replace / recolour). A caption or target that fails the describe checks falls back, as
+        in evaluation, to FALLBACK_CAPTION for t_o and to the instruction itself for t_e; the
+        result says who wrote each.
+        """
+        instruction = _required_text(instruction, "instruction")
+        t_o = _optional_text(original_description, "original_description")
+        t_e = _optional_text(target_description, "target_description")
+        t_o, t_o_source = (t_o, "given") if t_o else self._caption(to_rgb(image))
+        t_e, t_e_source = (t_e, "given") if t_e else self._target(t_o, instruction)
+        return Descriptions(t_o, t_e, t_o_source, t_e_source)
 
     def _caption(self, image: Image.Image) -> tuple[str, str]:
         """t_o = MLLM(X) and who wrote it; the fallback caption if every answer was rejected."""
@@ -140,17 +179,18 @@ class Editor:
         self,
         source: Image.Image,
         edited: Image.Image,
-        grid: torch.Tensor,
-        descriptions: tuple[str, str, str, str],
+        mask: torch.Tensor,
+        descriptions: Descriptions,
     ) -> EditResult:
-        """Keep the source exactly outside the feathered mask (no VAE round-trip error there)."""
+        """Keep the source exactly outside the feathered mask (no VAE round-trip error there);
+        `mask` is the hard region on the patch grid or in pixels, (1, 1, h, w)."""
         height, width = source.height, source.width
-        alpha = feather(upsample(grid, (height, width)), self.cfg.feather)[0, 0].numpy()[..., None]
+        alpha = feather(upsample(mask, (height, width)), self.cfg.feather)[0, 0].numpy()[..., None]
         src = np.asarray(source, dtype=np.float32)
         blended = np.rint(alpha * np.asarray(edited, dtype=np.float32) + (1 - alpha) * src)
         out = np.where(alpha > 0, blended, src).astype(np.uint8)
-        mask = Image.fromarray(np.rint(alpha[..., 0] * 255).astype(np.uint8), "L")
-        return EditResult(Image.fromarray(out, "RGB"), mask, *descriptions)
+        repainted = Image.fromarray(np.rint(alpha[..., 0] * 255).astype(np.uint8), "L")
+        return EditResult(Image.fromarray(out, "RGB"), repainted, *descriptions)
 
     def _check_image(self, image: Image.Image) -> Image.Image:
         if not isinstance(image, Image.Image):
@@ -166,6 +206,18 @@ class Editor:
                 f"method.max_pixels {self.cfg.max_pixels}: downscale it first"
             )
         return to_rgb(image.copy())
+
+
+def _given_region(region: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+    """A region picture as the hard mask (1, 1, H, W) in pixels: 1 where it is white."""
+    if not isinstance(region, Image.Image) or region.size != size:
+        got = region.size if isinstance(region, Image.Image) else type(region).__name__
+        raise ValueError(
+            f"region must be a picture of the image's size {size} (mode L, white = edit), "
+            f"got {got}: resize it to the image first"
+        )
+    inside = np.asarray(region.convert("L")) >= REGION_THRESHOLD
+    return torch.from_numpy(inside).float()[None, None]
 
 
 def _required_text(text: str | None, name: str) -> str:

@@ -34,7 +34,8 @@ def prepare(
     source: Annotated[
         str,
         typer.Option(
-            help="'demo', a captioned folder, WebDataset tars or parquet; default: prepare.source"
+            help="'demo', 'world', a captioned folder, WebDataset tars or parquet; "
+            "default: prepare.source"
         ),
     ] = "",
     out: Annotated[Path, typer.Option(help="output folder")] = Path("data/prepared"),
@@ -82,6 +83,40 @@ def zoo(
     paths = zoo_flow(folder, settings.seed)
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     typer.echo(f"zoo: {len(paths)} models ({', '.join(paths)}) in {folder}, {size / 1e6:.1f} MB")
+
+
+@app.command("world-zoo")
+def world_zoo(
+    out: Annotated[Path | None, typer.Option(help="output folder; default: models.world")] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Train the world's frozen models (DESIGN §10) on CPU: the method's CLIP, the metric CLIP
+    and the inpainting pipeline; `world.zoo` sets how long each trains."""
+    from flows.zoo import world_zoo_flow
+
+    settings = _load(params)
+    folder = out or Path(settings.models.world)
+    paths = world_zoo_flow(folder, settings.seed, settings.world)
+    typer.echo(f"world zoo: {', '.join(paths)} in {folder}")
+
+
+@app.command("world-checks")
+def world_checks(
+    metrics: Annotated[Path, typer.Option(help="checks as JSON")] = Path("metrics/world.json"),
+    landscape: Annotated[Path, typer.Option(help="per-edit loss landscape (CSV)")] = Path(
+        "reports/landscape.csv"
+    ),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Check the world's models alone (CLIP binding, the inpainter's ceiling) and the loss
+    landscape with the generator in the loop, before any training claim (DESIGN §10)."""
+    from flows.world import world_checks_flow
+
+    settings = _load(params)
+    checks = world_checks_flow(settings, metrics, landscape)
+    for name, value in checks.items():
+        if isinstance(value, float):
+            typer.echo(f"{name}: {value:.4f}")
 
 
 @app.command()
@@ -286,6 +321,52 @@ def benchmarks(
     settings = _load(params)
     for name, path in benchmarks_flow(out, settings.seed).items():
         typer.echo(f"{name}: {path}")
+
+
+@app.command()
+def world(
+    seed: Annotated[
+        int | None, typer.Option(help="the set's seed; default: world.test_seed")
+    ] = None,
+    count: Annotated[int | None, typer.Option(help="sessions; default: world.test_count")] = None,
+    side: Annotated[int | None, typer.Option(help="pixels; default: world.side")] = None,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("data/world"),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Write a test set of the generated world, with known answers, in Emu Edit's and
+    MagicBrush's formats: OUT/emu_edit, OUT/magicbrush and OUT/world.json (what the set is)."""
+    from components.config import WorldConfig
+    from components.world.testsets import write_world
+
+    settings = _load(params)
+    options = {
+        "test_seed": ("--seed", seed),
+        "test_count": ("--count", count),
+        "side": ("--side", side),
+    }
+    try:
+        cfg = WorldConfig.model_validate(
+            settings.world.model_dump() | {k: v for k, (_, v) in options.items() if v is not None}
+        )
+    except ValidationError as err:
+        problem = err.errors()[0]
+        raise typer.BadParameter(problem["msg"], param_hint=options[problem["loc"][0]][0]) from None
+    summary = write_world(out, cfg.test_seed, cfg.test_count, cfg.side)
+    typer.echo(
+        f"world (seed {cfg.test_seed}, {cfg.side} px) in {out}: magicbrush, emu_edit, world.json"
+    )
+    for name in ("magicbrush", "emu_edit"):
+        counts = summary[name]
+        sessions = (
+            f"{counts['sessions']} sessions ({counts['multi_turn_sessions']} of two turns), "
+            if "sessions" in counts
+            else ""
+        )
+        kinds = " · ".join(f"{kind} {n}" for kind, n in counts["kinds"].items())
+        typer.echo(
+            f"{name}: {sessions}{counts['edits']} edits ({kinds}), "
+            f"{counts['distractor_share']:.0%} with a distractor"
+        )
 
 
 @app.command()

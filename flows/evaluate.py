@@ -22,6 +22,7 @@ from components.evaluation.demo_benchmarks import write_emu_edit_demo, write_mag
 from components.evaluation.labels import BASELINE, METRICS, OURS, overall, provenance, weights
 from components.evaluation.metrics import load_metric_models
 from components.evaluation.report import (
+    known_answers,
     load_published,
     metric_notes,
     report_tables,
@@ -33,13 +34,15 @@ from components.evaluation.systems import (
     EditCache,
     copy_of_input,
     edit_baseline,
-    edit_ours,
+    editor_systems,
 )
 from components.pictures import comparison_grid
 from flows.tracking import configure_tracking
 from flows.train import scale_run_id, trained_head
 
 BENCHMARKS = ("emu_edit", "magicbrush")
+# ours, the trivial systems and the ceiling (DESIGN §10), under these names in the scores
+SYSTEMS = ("ours", "untrained", "whole_image", "random_area", "ground_truth", "baseline", "copy")
 log = logging.getLogger(__name__)
 
 
@@ -62,8 +65,9 @@ def evaluate_benchmark(
     out: Path,
     limit: int | None,
 ) -> BenchmarkResult:
-    """Ours, InstructPix2Pix (its own steps and guidance) and the copy of the input."""
-    editor = Editor.from_params(params, checkpoint)
+    """Every system of SYSTEMS on one benchmark, each edit cached in `out/<system>`."""
+    untrained = Editor.from_params(params)  # the seeded head, the same one every time
+    editor = untrained.with_head(checkpoint) if checkpoint else untrained
     cfg = params.evaluate
     baseline = InstructPix2PixBaseline.load(
         params.models.baseline,
@@ -72,22 +76,22 @@ def evaluate_benchmark(
         cfg.baseline_guidance_scale,
         cfg.baseline_image_guidance_scale,
     )
-    systems = {
-        "ours": CachedSystem(partial(edit_ours, editor, seed=params.seed), EditCache(out / "ours")),
-        "baseline": CachedSystem(
-            partial(edit_baseline, baseline, seed=params.seed), EditCache(out / "baseline")
-        ),
-        "copy": copy_of_input,
+    edits = editor_systems(editor, untrained, params.seed) | {
+        "baseline": partial(edit_baseline, baseline, seed=params.seed)
     }
+    available = {name: CachedSystem(edit, EditCache(out / name)) for name, edit in edits.items()}
+    available["copy"] = copy_of_input  # it costs nothing: not cached
+    systems = {name: available[name] for name in SYSTEMS}  # in the scores' order
     clip, pretrained = metric_clip(params, benchmark)
     metric_models = load_metric_models(clip, pretrained, params.models.dino)
-    rows = cfg.grid_rows
+    rows, grid = cfg.grid_rows, editor.model.encoders.grid
     if benchmark == "emu_edit":
-        return evaluate_emu_edit(
-            load_emu_edit(data, cfg.emu_edit_split, limit), systems, metric_models, rows
-        )
+        cases = load_emu_edit(data, cfg.emu_edit_split, limit)
+        return evaluate_emu_edit(cases, systems, metric_models, rows, grid)
     sessions = load_magicbrush(data, limit=limit, captions=cfg.magicbrush_captions)
-    return evaluate_magicbrush(sessions, systems, metric_models, rows)
+    return evaluate_magicbrush(
+        sessions, systems, metric_models, rows, grid, input_captions=cfg.magicbrush_input_captions
+    )
 
 
 def metric_clip(params: Params, benchmark: str) -> tuple[str, str | None]:
@@ -138,9 +142,9 @@ def evaluate_flow(
     metrics: Path | None = None,
     limit: int | None = None,
 ) -> dict:
-    """Ours (the scale's head), the baseline and the copy of the input on one benchmark; outputs
-    per sample in `out`, scores and what ran (profile, samples, models) in `metrics` and in the
-    scale's MLflow run."""
+    """Ours (the scale's head) and the other SYSTEMS on one benchmark; outputs per sample in
+    `out`, scores (`<system>/<metric>`) and what ran (profile, samples, models) in `metrics` and
+    in the scale's MLflow run."""
     logger = get_run_logger()
     data = data or Path(getattr(params.evaluate, benchmark))
     checkpoint = checkpoint or trained_head(params, scale)
@@ -192,6 +196,7 @@ def reuse_only_same_settings(
     evaluation = params.evaluate.model_dump(exclude={"limit", "grid_rows", "out", "profile"})
     identity = {
         "head": head,
+        "systems": list(SYSTEMS),
         "benchmark": benchmark,
         "data": str(data),
         "settings": settings,
@@ -270,8 +275,9 @@ def run_label(summary: dict) -> str:
 
 @flow(name="report")
 def report_flow(params: Params, out: Path, metrics: Path = Path("metrics")) -> Path:
-    """Tables 2-4 and the scaling plot, from each scale's `metrics/<scale>/<benchmark>.json`
-    (the evaluate stages' DVC metrics, which record what ran beside the scores)."""
+    """Tables 2-4, the known answers and the scaling plot, from each scale's
+    `metrics/<scale>/<benchmark>.json` (the evaluate stages' DVC metrics, which record what ran
+    beside the scores), and the world's checks from `metrics/world.json` where it exists."""
     logger = get_run_logger()
     summaries = {}
     for scale in params.scales:
@@ -284,5 +290,8 @@ def report_flow(params: Params, out: Path, metrics: Path = Path("metrics")) -> P
             logger.warning("scale %s has no evaluation in %s: left out", scale, metrics)
             continue
         summaries[scale] = found
-    write_report(report_tables(summaries, load_published()), out, metric_notes(summaries))
+    checks = metrics / "world.json"
+    world = json.loads(checks.read_text()) if checks.is_file() else None
+    tables = report_tables(summaries, load_published())
+    write_report(tables, out, metric_notes(summaries), known_answers(summaries), world)
     return out / "tables.md"

@@ -16,7 +16,7 @@ from components.data.sources import open_source
 def build_shards(source: str, out: Path, params: Params, metrics: Path | None) -> PrepareSummary:
     cfg = params.prepare
     records = open_source(
-        source, cfg.image_column, cfg.caption_column, cfg.demo_scenes, params.seed
+        source, cfg.image_column, cfg.caption_column, cfg.demo_scenes, params.seed, params.world
     )
     return prepare_dataset(
         records,

@@ -102,13 +102,42 @@ def http_server(command: list[str], health: str, log: Path, **popen: object) -> 
 
 
 def set_params(repo: Path, **changes: object) -> None:
-    """params.yaml edits written as section__key=value."""
+    """params.yaml edits written as section__key=value (section__sub__key=value for nested keys)."""
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
     for dotted, value in changes.items():
-        section, key = dotted.split("__")
-        params[section][key] = value
+        *sections, key = dotted.split("__")
+        node = params
+        for section in sections:
+            node = node[section]
+        node[key] = value
     path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+# A world small enough for a test of the stages (the default trains for minutes): a handful of
+# training scenes and test sessions, and world models trained a few steps (their outputs are
+# noise; the default's are not).
+SMALL_WORLD = {
+    "world__scenes": 6,
+    "world__test_count": 3,
+    "world__zoo__scenes": 64,
+    "world__zoo__clip_steps": 2,
+    "world__zoo__metric_clip_steps": 2,
+    "world__zoo__vae_steps": 2,
+    "world__zoo__unet_steps": 2,
+    "world__zoo__checks": 2,
+    "prepare__workers": 1,
+    **{f"scales__{scale}M": scale + 1 for scale in range(1, 6)},  # 2 to 6 samples
+    "train__length": "steps",
+    "train__max_steps": 20,
+    "train__checkpoint_every": 10,
+    "train__image_every": 10,
+}
+
+
+def set_small_world(repo: Path, **changes: object) -> None:
+    """SMALL_WORLD in `repo`'s params.yaml, with `changes` on top."""
+    set_params(repo, **(SMALL_WORLD | changes))
 
 
 def image_bytes(image: Image.Image, fmt: str = "PNG", **save: object) -> bytes:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import set_params, sh
+from tests.conftest import set_small_world, sh
 
 KEY, SECRET = "regionedit-test", "regionedit-test-secret"
 
@@ -57,7 +57,7 @@ def locked_md5(repo: Path) -> str:
 
 @pytest.mark.slow
 def test_prepared_data_round_trips_through_the_object_store(repo: Path, object_store: str):
-    set_params(repo, prepare__demo_scenes=2, prepare__workers=1)
+    set_small_world(repo, world__scenes=2)
     sh(repo, "dvc", "repro", "prepare")
     prepared, md5 = file_digests(repo / "data" / "prepared"), locked_md5(repo)
     assert "manifest.parquet" in prepared

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 from components.data.demo_edits import DEMO_EDITS, demo_photo
 from components.editing import FALLBACK_CAPTION, Editor
+from components.method.mask import dilate
 
 PHOTO, T_O, T_INS, T_E = DEMO_EDITS[0]
 
@@ -23,9 +26,20 @@ def photo() -> Image.Image:
     return demo_photo(PHOTO).resize((90, 60))  # not square, not the model's resolution
 
 
-def edit(editor: Editor, image: Image.Image, instruction: str = T_INS, seed: int = 0):
+def edit(
+    editor: Editor,
+    image: Image.Image,
+    instruction: str = T_INS,
+    seed: int = 0,
+    region: Image.Image | None = None,
+):
     return editor.edit(
-        image, instruction, original_description=T_O, target_description=T_E, seed=seed
+        image,
+        instruction,
+        original_description=T_O,
+        target_description=T_E,
+        seed=seed,
+        region=region,
     )
 
 
@@ -103,3 +117,46 @@ def test_tiny_and_huge_images_are_refused(zoo_params):
 def test_non_rgb_images_are_converted(zoo_params, photo, mode):
     result = edit(editor_for(zoo_params), photo.convert(mode))
     assert result.image.mode == "RGB" and result.image.size == photo.size
+
+
+def test_a_given_region_is_repainted_instead_of_the_heads_and_nothing_beyond_its_feather(
+    zoo_params, photo
+):
+    region = np.zeros((photo.height, photo.width), np.uint8)
+    region[20:40, 30:60] = 255
+    editor = editor_for(zoo_params, tau=1.0)  # the head would repaint nothing
+    result = edit(editor, photo, region=Image.fromarray(region, "L"))
+    mask, inside = np.asarray(result.mask), region > 0
+    assert (mask[inside] == 255).all()
+    reach = 2 * zoo_params.method.feather  # how far the feathered edge can spread
+    grown = dilate(torch.from_numpy(inside).float()[None, None], reach)[0, 0].numpy() > 0
+    assert not mask[~grown].any()
+    kept = mask == 0
+    assert np.array_equal(np.asarray(result.image)[kept], np.asarray(photo)[kept])
+    assert not np.array_equal(np.asarray(result.image)[inside], np.asarray(photo)[inside])
+    with pytest.raises(ValueError, match="region must be a picture of the image's size"):
+        edit(editor, photo, region=Image.new("L", (64, 64), 255))
+
+
+def test_the_whole_image_given_is_the_same_edit_as_the_head_choosing_it(zoo_params, photo):
+    """One code path: a given region and a predicted one differ in nothing else."""
+    whole = Image.new("L", photo.size, 255)
+    given = edit(editor_for(zoo_params, tau=1.0), photo, seed=3, region=whole)
+    chosen = edit(editor_for(zoo_params, tau=0.0), photo, seed=3)  # every cell above tau
+    assert np.array_equal(np.asarray(given.image), np.asarray(chosen.image))
+    assert np.array_equal(np.asarray(given.mask), np.asarray(chosen.mask))
+
+
+def test_a_checkpoint_is_loaded_over_the_same_frozen_models(zoo_params, tmp_path):
+    untrained = editor_for(zoo_params)
+    weights = {name: value + 1 for name, value in untrained.model.head.state_dict().items()}
+    save_file(weights, tmp_path / "head.safetensors")
+    trained = untrained.with_head(tmp_path / "head.safetensors")
+    assert trained.model.encoders is untrained.model.encoders
+    assert trained.model.generator is untrained.model.generator
+    loaded = Editor.from_params(zoo_params, tmp_path / "head.safetensors")
+    for head in (trained.model.head, loaded.model.head):
+        assert all(torch.equal(value, weights[name]) for name, value in head.state_dict().items())
+    seeded = untrained.model.head.state_dict()  # the untrained head is left as it was drawn
+    again = editor_for(zoo_params).model.head.state_dict()
+    assert all(torch.equal(value, again[name]) for name, value in seeded.items())

@@ -11,14 +11,17 @@ from PIL import Image
 
 from components.evaluation.metrics import (
     EmuEditMetrics,
+    KnownAnswer,
     MagicBrushMetrics,
     MetricModels,
     RegionMetrics,
+    changed_region,
     clip_direction,
     cosine,
+    edit_success,
     load_metric_models,
     pixel_distances,
-    region_iou,
+    region_overlap,
 )
 from tests.conftest import noise_image
 
@@ -190,27 +193,88 @@ def test_magicbrush_accumulates_and_leaves_out_clip_t_without_captions(models):
         assert torch.allclose(parts.compute()[key], value, atol=1e-6), key
 
 
-def test_region_iou_by_hand_on_a_constructed_mask():
+def picture(pixels: np.ndarray) -> Image.Image:
+    return Image.fromarray(pixels.astype(np.uint8), "L" if pixels.ndim == 2 else "RGB")
+
+
+def test_region_overlap_by_hand_in_pixels():
     mask = np.zeros((8, 8), np.uint8)
     mask[0:4, 0:4] = 255  # MagicBrush's convention: white = the edited region (16 pixels)
     region = np.zeros((4, 4), np.uint8)  # our region at half the size: resized (nearest) first
     region[1:3, 0:4] = 255  # covers rows 2-5, columns 0-7 at the mask's size (32 pixels)
     # intersection rows 2-3 x columns 0-3 = 8; union 16 + 32 - 8 = 40
-    iou = region_iou(Image.fromarray(region, "L"), Image.fromarray(mask, "L"))
-    assert iou == pytest.approx(8 / 40)
-    feathered = np.where(region > 0, 127, 0).astype(np.uint8)  # below the threshold: outside
-    empty = Image.fromarray(feathered, "L")
-    assert region_iou(empty, Image.fromarray(mask, "L")) == 0.0
-    assert region_iou(empty, Image.new("L", (8, 8), 0)) == 1.0  # both empty: they agree
+    scores = region_overlap(picture(region), picture(mask))
+    assert scores == pytest.approx((8 / 40, 8 / 32, 8 / 16))
+    feathered = np.where(region > 0, 254, 0)  # a rim blending source and edit: not repainted
+    empty = picture(feathered)
+    iou, precision, recall = region_overlap(empty, picture(mask))
+    assert (iou, recall) == (0.0, 0.0) and math.isnan(precision)  # nothing predicted
+    iou, precision, recall = region_overlap(empty, Image.new("L", (8, 8), 0))
+    assert iou == 1.0 and math.isnan(precision) and math.isnan(recall)  # both empty: they agree
 
 
-def test_region_metrics_mean_share_empties_and_iou():
-    mask = Image.fromarray(np.pad(np.full((2, 2), 255, np.uint8), 1), "L")  # 4x4, centre 2x2
-    regions = [mask.copy(), Image.new("L", (4, 4), 0), Image.new("L", (4, 4), 255)]
-    metric = RegionMetrics()
-    metric.update(regions, [0.25, 0.0, 1.0], [mask, mask, None])
+def test_region_overlap_by_hand_on_the_patch_grid():
+    """A 2x2 grid of 4x4-pixel cells; a cell is inside when at least half of it is."""
+    mask = np.zeros((8, 8), np.uint8)
+    mask[0:4, 0:4] = 255  # the top-left cell, whole
+    mask[4:5, 4:8] = 255  # a quarter of the bottom-right cell: not enough
+    region = np.zeros((8, 8), np.uint8)
+    region[0:4, 0:6] = 255  # the top-left cell and half of the top-right one
+    assert region_overlap(picture(region), picture(mask), grid=2) == pytest.approx((0.5, 0.5, 1))
+    # in pixels: intersection 16, region 24, mask 20, union 28
+    assert region_overlap(picture(region), picture(mask)) == pytest.approx((16 / 28, 16 / 24, 0.8))
+
+
+def known_answer() -> KnownAnswer:
+    """A 16x16 grey input; the edit paints the 4x4 square at rows and columns 6-9 red."""
+    source = np.full((16, 16, 3), 100, np.uint8)
+    target = source.copy()
+    target[6:10, 6:10] = RED
+    mask = np.zeros((16, 16), np.uint8)
+    mask[6:10, 6:10] = 255
+    return KnownAnswer(picture(source), picture(mask), picture(target))
+
+
+def test_edit_success_is_judged_in_pixels_against_the_rendered_target():
+    answer = known_answer()
+    target, source = np.asarray(answer.target), np.asarray(answer.source)
+    assert edit_success(answer.target, answer) == 1.0
+    assert edit_success(answer.source, answer) == 0.0  # the copy of the input did nothing
+    near = target.astype(int) + 50  # within the tolerance (0.2 * 255 = 51) everywhere
+    assert edit_success(picture(np.clip(near, 0, 255)), answer) == 1.0
+    elsewhere = target.copy()
+    elsewhere[0:4, :] = BLACK  # right inside, but a quarter of the rest changed too
+    assert edit_success(picture(elsewhere), answer) == 0.0
+    feathered = target.copy()
+    feathered[4:12, 4:12] = np.where(np.asarray(answer.mask)[4:12, 4:12, None], RED, BLACK)
+    assert edit_success(picture(feathered), answer) == 1.0  # the 2-pixel band is not judged
+    half = source.copy()
+    half[6:10, 6:8] = RED  # half the region painted: below the 80 % inside
+    assert edit_success(picture(half), answer) == 0.0
+
+
+def test_the_changed_region_is_the_pixels_beyond_the_tolerance():
+    answer = known_answer()
+    changed = changed_region(answer.target, answer.source)
+    assert np.array_equal(np.asarray(changed), np.asarray(answer.mask))
+    assert not np.asarray(changed_region(answer.source, answer.source)).any()
+
+
+def test_region_metrics_means_shares_overlaps_and_success_per_group():
+    answer = known_answer()
+    regions = [answer.mask, Image.new("L", (16, 16), 0), Image.new("L", (16, 16), 255)]
+    edited = [answer.target, answer.source, answer.target]
+    metric = RegionMetrics(tasks=["recolour"], grid=8)
+    metric.update(edited, regions, [answer, answer, None], ["recolour"] * 3, [True, False, None])
     rows, result = metric.batch_values, metric.compute()
     assert [r["region_iou"] for r in rows[:2]] == [1.0, 0.0] and math.isnan(rows[2]["region_iou"])
-    assert result["region_fraction"].item() == pytest.approx(1.25 / 3)
+    assert [r["edit_success"] for r in rows[:2]] == [1.0, 0.0]
+    assert [r["region_iou_grid"] for r in rows[:2]] == [1.0, 0.0]  # 2x2 of the 8x8 cells
+    assert result["region_fraction"].item() == pytest.approx((16 / 256 + 0 + 1) / 3)
     assert result["empty_region"].item() == pytest.approx(1 / 3)
-    assert result["region_iou"].item() == pytest.approx(0.5)  # the unmasked sample is left out
+    assert result["region_iou"].item() == pytest.approx(0.5)  # the unanswered sample is left out
+    assert result["region_precision"].item() == 1.0  # the empty region has no precision
+    assert result["recolour/edit_success"].item() == 0.5
+    assert result["distractor/edit_success"].item() == 1.0
+    assert result["no distractor/edit_success"].item() == 0.0
+    assert result["distractor/region_fraction"].item() == pytest.approx(16 / 256)

@@ -1,4 +1,5 @@
-"""The report: the paper's Tables 2-4 beside labelled measured rows, and the scaling plot."""
+"""The report: the paper's Tables 2-4 beside labelled measured rows, the world's known answers
+and checks, and the scaling plot."""
 
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ from components.config import load_params
 from components.evaluation.labels import provenance
 from components.evaluation.report import (
     EMU_EDIT_COLUMNS,
+    KNOWN_COLUMNS,
+    LANDSCAPE_REGIONS,
+    LANDSCAPE_TERMS,
     PUBLISHED,
+    known_answers,
+    landscape_verdict,
     load_published,
     metric_notes,
     report_tables,
@@ -69,6 +75,105 @@ def summaries() -> dict:
     }
 
 
+SYSTEMS = {  # system -> (region IoU, edit success) in the synthetic world's records; ours varies
+    "ground_truth": (1.0, 0.875),
+    "baseline": (0.15, 0.25),
+    "untrained": (0.05, 0.0625),
+    "whole_image": (0.125, 0.125),
+    "random_area": (0.2, 0.1875),
+    "copy": (0.0, 0.0),
+}
+
+
+def region_scores(system: str, prefix: str, iou: float, success: float) -> dict[str, float]:
+    """RegionMetrics' scores of one system under `prefix`, distractor groups included."""
+    values = {
+        "region_iou": iou,
+        "region_iou_grid": min(1.0, iou + 0.0625),
+        "region_precision": iou,
+        "region_recall": min(1.0, 2 * iou),
+        "region_fraction": 0.0 if system == "copy" else 0.25,
+        "empty_region": float(system == "copy"),
+        "edit_success": success,
+    }
+    groups = {
+        "distractor/edit_success": max(0.0, success - 0.0625),
+        "no distractor/edit_success": success + 0.0625,
+    }
+    return {f"{system}/{prefix}{name}": v for name, v in (values | groups).items()}
+
+
+def world_record(samples: int, benchmark: str, ours: tuple[float, float]) -> dict:
+    """An evaluation record of the world's default run: every system of flows/evaluate.py's
+    SYSTEMS, world models but a random DINO."""
+    content = record(samples, benchmark, 0.2)
+    content["models"] = {
+        "ours": "world models, random instruction encoder",
+        "baseline": "random models",
+        "metrics": "world models, random dino",
+    }
+    content["weights"] = {"metric_clip": "world", "dino": "random"}
+    content["metric_models"]["clip_weights"] = "world"
+    prefixes = ("", "recolour/") if benchmark == "emu_edit" else ("single/", "multi/")
+    for system, (iou, success) in (SYSTEMS | {"ours": ours}).items():
+        for prefix in prefixes:
+            content["scores"] |= region_scores(system, prefix, iou, success)
+    return content
+
+
+def world_checks(ground_truth_clip: float) -> dict:
+    """metrics/world.json as the world-checks stage writes it."""
+    clip = {
+        "ground_truth": ground_truth_clip,
+        "empty": 0.5,
+        "whole_image": 0.75,
+        "random_area": 0.625,
+    }
+    landscape = {"landscape/edits": 16.0}
+    for region, loss in clip.items():
+        landscape |= {f"landscape/{region}/{term}": loss / 4 for term in LANDSCAPE_TERMS[:-1]}
+        landscape[f"landscape/{region}/clip"] = loss
+    for region in list(LANDSCAPE_REGIONS)[1:]:
+        landscape[f"landscape/ground_truth_beats/{region}"] = 0.375
+        landscape[f"landscape/margin/{region}"] = clip[region] - ground_truth_clip
+    return {
+        "profile": "default",
+        "models": {
+            "clip": "world",
+            "metric_clip": "world",
+            "inpainting": "world",
+            "dino": "random",
+        },
+        "clip/swapped_caption_accuracy": 0.8125,
+        "metric_clip/swapped_caption_accuracy": 0.6875,
+        "inpainting/edit_success_ground_truth": 0.875,
+        "inpainting/edit_success_random_area": 0.125,
+        "vae/within_tolerance": 0.96875,
+        **landscape,
+    }
+
+
+@pytest.fixture
+def world() -> dict:
+    """Two scales of the world's evaluation: ours improves from 1M to 2M."""
+    return {
+        scale: {b: world_record(samples, b, ours) for b in ("emu_edit", "magicbrush")}
+        for scale, samples, ours in (("1M", 16, (0.3125, 0.25)), ("2M", 32, (0.5, 0.4375)))
+    }
+
+
+def table_after(markdown: str, heading: str) -> dict[str, list[str]]:
+    """The cells of each row of the first markdown table under `heading`, by the row's name."""
+    lines = markdown[markdown.index(heading) :].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return {row[0]: row[1:] for row in rows}
+
+
 def test_published_numbers_are_the_papers_as_printed():
     published = load_published()
     paper = PAPER.read_text(encoding="utf-8") if PAPER.is_file() else None
@@ -93,7 +198,7 @@ def test_report_shows_every_published_row_beside_labelled_measured_rows(summarie
         ("ours (default profile, 16 training samples, random models)", "this run"),
         ("ours (default profile, 32 training samples, random models)", "this run"),
         ("InstructPix2Pix, same harness (random models, 4 steps)", "this run"),
-        ("copy of the input (trivial system), same harness", "this run"),
+        ("copy of the input (trivial baseline), same harness", "this run"),
     ]
     copy = tables["emu_edit"][3]
     assert copy["l1"] == 0.0 and copy["region_fraction"] is None
@@ -126,10 +231,16 @@ def test_report_without_measurements_still_shows_the_paper(tmp_path):
     assert (tmp_path / "scaling.png").stat().st_size > 0
 
 
-def test_provenance_tells_the_random_zoo_from_real_checkpoints():
+def test_provenance_tells_the_world_and_the_random_zoo_from_real_checkpoints():
     default = load_params(ROOT / "params.yaml").models
     paper = load_params(ROOT / "infra" / "profiles" / "paper.yaml")
-    assert set(provenance(default).values()) == {"random"}
+    kinds = provenance(default)
+    assert {role for role, kind in kinds.items() if kind == "world"} == {
+        "clip",
+        "inpainting",
+        "metric_clip",
+    }
+    assert kinds["dino"] == "random"  # the tiny zoo's: the report marks its metric
     assert set(provenance(paper.models).values()) == {"checkpoint"}
     assert paper.profile == "paper" and paper.evaluate.baseline_steps == 100
     unnamed = default.model_copy(update={"clip": "ViT-B-32", "clip_pretrained": None})
@@ -146,6 +257,85 @@ def test_report_flow_reads_each_scales_evaluation_record(tmp_path, prefect_harne
         for benchmark in ("emu_edit", "magicbrush"):
             content = record(samples, benchmark, 0.2) | {"scale": scale, "benchmark": benchmark}
             (metrics / scale / f"{benchmark}.json").write_text(json.dumps(content))
+    (metrics / "world.json").write_text(json.dumps(world_checks(0.25)))
     markdown = report_flow(Params(), tmp_path / "reports", metrics).read_text()
     assert "ours (default profile, 48 training samples, random models) | this run | 3M" in markdown
     assert "2M |" not in markdown  # a scale without an evaluation is left out
+    assert "## World models (default profile" in markdown
+    assert "### MagicBrush test set, single-turn: scale 3M" in markdown
+    assert (tmp_path / "reports" / "known_answers.csv").is_file()
+
+
+def test_known_answers_show_every_system_beside_the_ceiling(world, tmp_path):
+    known = known_answers(world)
+    single = known.tables["magicbrush_single"]
+    assert [row["system"] for row in single] == [
+        "ours",
+        "ground_truth",
+        "baseline",
+        "untrained",
+        "whole_image",
+        "random_area",
+        "copy",
+    ]
+    assert {row["scale"] for row in single} == {"2M"}  # the largest scale with data
+    tables = report_tables(world, load_published())
+    write_report(tables, tmp_path, metric_notes(world), known, world_checks(0.25))
+    markdown = (tmp_path / "tables.md").read_text()
+    rows = table_after(markdown, "### MagicBrush test set, single-turn: scale 2M (32 training")
+    ceiling = dict(
+        zip(KNOWN_COLUMNS, rows["ground-truth region (the generator's ceiling)"], strict=True)
+    )
+    assert ceiling["region_iou"] == "1.0000" and ceiling["edit_success"] == "0.8750"
+    assert ceiling["edit_success_distractor"] == "0.8125"
+    assert ceiling["edit_success_no_distractor"] == "0.9375"
+    ours = "ours (default profile, 32 training samples, world models, random instruction encoder)"
+    assert rows[ours][:1] == ["0.5000"] and "whole image (trivial baseline)" in rows
+    emu = table_after(markdown, "### Emu Edit test set: scale 2M")
+    assert emu["copy of the input (trivial baseline), same harness"][5] == "0.0000"
+    scaling = markdown[markdown.index("### Scaling: ours against the best trivial baseline") :]
+    assert (  # ours, the best trivial baseline (named) and the ceiling: IoU, then edit success
+        "| MagicBrush test set, single-turn | 1M | 16 | 0.3125 | 0.2000 (random area) | 1.0000 "
+        "| 0.2500 | 0.1875 (random area) | 0.8750 |"
+    ) in scaling
+    with (tmp_path / "known_answers.csv").open() as handle:
+        written = list(csv.DictReader(handle))
+    assert len(written) == 3 * 7  # every system on Emu Edit and MagicBrush single and multi
+    truth = next(
+        r for r in written if r["test_set"] == "magicbrush_multi" and r["system"] == "ground_truth"
+    )
+    assert float(truth["edit_success"]) == 0.875
+    assert (tmp_path / "known_answers_scaling.csv").read_text().count("magicbrush_single") == 2
+    assert "32,2M,magicbrush_single,edit_success,0.4375" in (tmp_path / "scaling.csv").read_text()
+    assert (tmp_path / "scaling.png").stat().st_size > 0
+    per_task = [row["method"] for row in tables["emu_edit_tasks"]]
+    assert per_task and not any("distractor" in method for method in per_task)
+
+
+def test_a_random_metric_model_is_named_in_every_table_that_prints_it(world, tmp_path):
+    tables = report_tables(world, load_published())
+    write_report(tables, tmp_path, metric_notes(world), known_answers(world))
+    markdown = (tmp_path / "tables.md").read_text()
+    for title in ("Table 2: Emu Edit test set", "Table 3: MagicBrush test set, single-turn"):
+        section = markdown[markdown.index(f"## {title}") :].split("\n## ")[0]
+        assert "dino ↑ ‡" in section and "random here: not meaningful" in section
+        assert "clip_dir ↑ ‡" not in section and "clip_i ↑ ‡" not in section  # world CLIP
+    ablation = markdown[markdown.index("## Table 4") :]
+    assert "random here" not in ablation  # only the paper's rows: its DINO is the paper's
+
+
+def test_world_models_section_names_each_check_its_chance_and_the_landscape(tmp_path):
+    write_report(report_tables({}, load_published()), tmp_path, world=world_checks(0.625))
+    markdown = (tmp_path / "tables.md").read_text()
+    checks = table_after(markdown, "## World models (default profile")
+    assert checks["clip/swapped_caption_accuracy"][2:] == ["chance: 0.2500", "0.8125"]
+    assert checks["inpainting/edit_success_ground_truth"][2].endswith("same area: 0.1250")
+    landscape = table_after(markdown, "### Loss landscape")
+    assert landscape["ground truth"] == ["0.1562", "0.1562", "0.1562", "0.6250", "–", "–"]
+    assert landscape["empty"][-2:] == ["0.3750", "-0.1250"]
+    assert "The ground truth does not score the lowest L_CLIP: the empty region" in markdown
+
+
+def test_landscape_verdict_says_when_the_ground_truth_scores_lowest():
+    assert "scores the lowest mean L_CLIP" in landscape_verdict(world_checks(0.25))
+    assert "does not score the lowest" in landscape_verdict(world_checks(0.5625))

@@ -80,13 +80,14 @@ def test_structure_loss_is_a_sum_over_the_similarity_entries_not_a_mean():
 
 
 def test_direction_loss_leaves_out_samples_whose_edit_changed_nothing():
-    # sample 0 changed (direction (0, 4) against (4, 0): distance 1); sample 1 did not
+    # sample 0 changed along the text direction ((0, 4) against (0, 3): distance 0); sample 1
+    # did not: it scores 1, the distance of a zero change, as a constant
     i_res = t([3, 4], [0, 1]).requires_grad_(True)
     i_ori = t([3, 0], [0, 1])
-    t_e, t_o = t([4, 3], [1, 0]), t([0, 3], [0, 1])
+    t_e, t_o = t([0, 6], [1, 0]), t([0, 3], [0, 1])
     f = torch.eye(2).unsqueeze(0).expand(2, 2, 2)
     terms = ClipGuidanceLoss()(i_res, i_ori, t_e, t_o, f, f)
-    assert terms["clip_direction"].item() == pytest.approx(1.0)  # the mean over kept samples
+    assert terms["clip_direction"].item() == pytest.approx(0.5)
     assert terms["clip_direction_left_out"].item() == 1
     terms["clip_direction"].backward()
     assert torch.isfinite(i_res.grad).all()
@@ -94,7 +95,7 @@ def test_direction_loss_leaves_out_samples_whose_edit_changed_nothing():
     assert i_res.grad[0].abs().max() < 1.0
 
 
-def test_direction_loss_is_zero_without_gradient_when_nothing_changed():
+def test_direction_loss_is_one_without_gradient_when_nothing_changed():
     i = t([0, 1], [1, 0]).requires_grad_(True)
     terms = ClipGuidanceLoss()(
         i,
@@ -103,7 +104,7 @@ def test_direction_loss_is_zero_without_gradient_when_nothing_changed():
         t([0, 1], [1, 0]),
         *[torch.eye(2).unsqueeze(0).expand(2, 2, 2)] * 2,
     )
-    assert terms["clip_direction"].item() == 0.0
+    assert terms["clip_direction"].item() == 1.0  # an empty edit is no step along the direction
     assert terms["clip_direction_left_out"].item() == 2
     terms["clip_direction"].backward()
     assert i.grad.abs().sum() == 0

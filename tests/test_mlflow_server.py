@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import ROOT, free_port, http_server, http_status, scripts_env, set_params, sh
+from tests.conftest import (
+    ROOT,
+    free_port,
+    http_server,
+    http_status,
+    scripts_env,
+    set_params,
+    set_small_world,
+    sh,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +60,7 @@ def test_pipeline_logs_to_an_authenticated_server_over_http(mlflow_server, repo,
     anonymous = http_status(f"{mlflow_server}/api/2.0/mlflow/experiments/search?max_results=1")
     assert anonymous == 401
 
-    set_params(repo, prepare__demo_scenes=3, prepare__workers=1, evaluate__limit=2)
+    set_small_world(repo, world__scenes=3, evaluate__limit=2)
     set_params(repo, train__max_steps=2, train__batch_size=2, train__checkpoint_every=2)
     set_params(repo, train__image_every=2)
     credentials = {

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.pipeline import StageFailed, pipeline_flow, pipeline_stages
-from tests.conftest import ROOT, set_params, sh
+from tests.conftest import ROOT, set_params, set_small_world, sh
 
 
 def stage_table(flow_run_id) -> list[dict]:
@@ -51,7 +51,7 @@ def test_stage_order_follows_dvc_dependencies():
 
 @pytest.mark.slow
 def test_pipeline_skips_what_is_current_and_reruns_only_readers(prefect_harness, repo):
-    set_params(repo, prepare__demo_scenes=3, prepare__workers=1)
+    set_small_world(repo, world__scenes=3)
     targets = ["prepare", "benchmarks"]
 
     state = pipeline_flow(str(repo), targets, return_state=True)
@@ -66,26 +66,26 @@ def test_pipeline_skips_what_is_current_and_reruns_only_readers(prefect_harness,
         ("prepare", "ran"),
         ("benchmarks", "ran"),
     ]
-    assert json.loads((repo / "metrics/prepare.json").read_text())["accepted"] == 24
+    assert json.loads((repo / "metrics/prepare.json").read_text())["accepted"] == 3
 
     again = pipeline_flow(str(repo), targets)
     assert [o.status for o in again] == ["up to date", "up to date"]
 
-    set_params(repo, prepare__demo_scenes=4)  # read by prepare only
+    set_params(repo, world__scenes=4)  # read by prepare only
     third = pipeline_flow(str(repo), targets)
     assert [(o.stage, o.status) for o in third] == [
         ("prepare", "ran"),
         ("benchmarks", "up to date"),
     ]
-    assert json.loads((repo / "metrics/prepare.json").read_text())["accepted"] == 25
+    assert json.loads((repo / "metrics/prepare.json").read_text())["accepted"] == 4
     # both entry points agree: DVC sees nothing left to do, and dvc.lock records the new run
     assert "didn't change" in sh(repo, "dvc", "repro", "--single-item", "prepare").stdout
-    assert "demo_scenes: 4" in (repo / "dvc.lock").read_text()
+    assert "scenes: 4" in (repo / "dvc.lock").read_text()
 
 
 @pytest.mark.slow
 def test_failed_stage_is_named_with_its_log_and_the_next_run_recovers(prefect_harness, repo):
-    set_params(repo, prepare__demo_scenes=2, prepare__workers=1, prepare__source="no/such/folder")
+    set_small_world(repo, world__scenes=2, prepare__source="no/such/folder")
 
     state = pipeline_flow(str(repo), ["describe"], return_state=True)
     assert state.is_failed()
@@ -97,16 +97,16 @@ def test_failed_stage_is_named_with_its_log_and_the_next_run_recovers(prefect_ha
     with pytest.raises(StageFailed):
         state.result()
 
-    set_params(repo, prepare__source="demo")
+    set_params(repo, prepare__source="world")
     outcomes = pipeline_flow(str(repo), ["describe"])
     assert [(o.stage, o.status) for o in outcomes] == [("prepare", "ran"), ("describe", "ran")]
     described = json.loads((repo / "metrics/describe.json").read_text())
-    assert described["described"] == 21 + 2
+    assert described["described"] == 2
     assert sh(repo, "dvc", "status", "describe").stdout.strip().endswith("up to date.")
 
 
 def test_cli_pipeline_reports_each_stage(repo):
-    set_params(repo, prepare__demo_scenes=1, prepare__workers=1)
+    set_small_world(repo, world__scenes=1)
     done = sh(repo, "regionedit", "pipeline", "--target", "benchmarks")
     assert done.stdout.split()[:2] == ["benchmarks", "ran"]
     assert Path(repo / "data/benchmarks/magicbrush").is_dir()

@@ -12,7 +12,14 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from tests.conftest import background, free_port, http_server, scripts_env, set_params, wait_until
+from tests.conftest import (
+    background,
+    free_port,
+    http_server,
+    scripts_env,
+    set_small_world,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +43,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_serve_schedules_the_pipeline_and_a_run_completes_stage_by_stage(
     prefect_server, repo, tmp_path
 ):
-    set_params(repo, prepare__demo_scenes=2, prepare__workers=1)
+    set_small_world(repo, world__scenes=2)
     serve = ["regionedit", "serve", "--cron", "0 3 * * *", "--name", "nightly"]
     serve += ["--target", "prepare", "--target", "benchmarks"]
     env = scripts_env(PREFECT_API_URL=prefect_server)

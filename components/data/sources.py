@@ -1,4 +1,4 @@
-"""Stream SourceRecords out of the four source kinds `prepare` accepts, without loading them."""
+"""Stream SourceRecords out of the five source kinds `prepare` accepts, without loading them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from components.config import WorldConfig
 from components.data.records import Reason, SourceRecord
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -21,9 +22,9 @@ class SourceError(ValueError):
 
 
 def source_kind(source: str) -> str:
-    """Which reader a `--source` value needs: demo, folder, webdataset or parquet."""
-    if source == "demo":
-        return "demo"
+    """Which reader a `--source` value needs: demo, world, folder, webdataset or parquet."""
+    if source in ("demo", "world"):
+        return source
     path = Path(source)
     if path.is_file() and path.suffix in (".tar", ".parquet"):
         return "webdataset" if path.suffix == ".tar" else "parquet"
@@ -35,8 +36,9 @@ def source_kind(source: str) -> str:
         if any(path.glob("*.parquet")):
             return "parquet"
     raise SourceError(
-        f"--source {source!r}: not 'demo', and not a folder holding captions.csv/captions.jsonl, "
-        "*.tar WebDataset shards or *.parquet files (nor a single .tar or .parquet file)"
+        f"--source {source!r}: not 'demo' or 'world', and not a folder holding captions.csv/"
+        "captions.jsonl, *.tar WebDataset shards or *.parquet files (nor a single .tar or "
+        ".parquet file)"
     )
 
 
@@ -168,14 +170,26 @@ def _parquet_record(file: Path, row: int, image: object, caption: str | None) ->
 
 
 def open_source(
-    source: str, image_column: str, caption_column: str, demo_scenes: int, seed: int
+    source: str,
+    image_column: str,
+    caption_column: str,
+    demo_scenes: int,
+    seed: int,
+    world: WorldConfig | None = None,
 ) -> Iterator[SourceRecord]:
-    """Records of any source kind; see `source_kind` for how `source` is recognised."""
+    """Records of any source kind; see `source_kind` for how `source` is recognised. `world`
+    draws `world.scenes` scenes `world.side` pixels square (None: the default WorldConfig):
+    their pictures and captions only."""
     kind = source_kind(source)
     if kind == "demo":
         from components.data.demo import demo_records
 
         return demo_records(demo_scenes, seed)
+    if kind == "world":
+        from components.world.training import training_records
+
+        world = world or WorldConfig()
+        return training_records(world.scenes, seed, world.side)
     if kind == "folder":
         return folder_records(Path(source))
     if kind == "webdataset":

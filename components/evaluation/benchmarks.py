@@ -35,6 +35,7 @@ EMU_EDIT_COLUMNS = (
     "input_caption",
     "output_caption",
 )
+EMU_EDIT_WORLD_COLUMNS = ("distractor", "mask", "target")  # read where a set has them
 MAGICBRUSH_COLUMNS = ("img_id", "turn_index", "source_img", "mask_img", "instruction", "target_img")
 IMAGE_COLUMNS = ("source_img", "target_img", "mask_img")  # in MagicBrushTurn's field order
 SESSION_KEYS = ("input", "output", "mask", "instruction")
@@ -77,6 +78,10 @@ class EmuEditCase:
     task: str
     input_caption: str
     output_caption: str
+    # what the world's test sets add (components/world): absent from the published set
+    distractor: bool | None = None  # another object shares the edited one's colour or shape
+    mask: StoredImage | None = None  # the ground-truth edit region, white = edited
+    target: StoredImage | None = None  # the rendered ground-truth output
 
     @property
     def image(self) -> Image.Image:
@@ -96,6 +101,10 @@ class MagicBrushTurn:
     target: StoredImage
     mask: StoredImage
     caption: str | None = None  # the ground truth's description (CLIP-T), where the set has one
+    # what the world's test sets add to a turn's entry (components/world)
+    kind: str | None = None  # recolour, remove or reshape
+    distractor: bool | None = None  # another object shares the edited one's colour or shape
+    input_caption: str | None = None  # the input's global description, where the set has one
 
     @property
     def input_image(self) -> Image.Image:
@@ -125,17 +134,22 @@ def load_emu_edit(path: Path, split: str = "test", limit: int | None = None) -> 
 
 def _emu_edit_cases(path: Path, split: str, limit: int | None) -> Iterator[EmuEditCase]:
     files = _parquet_files(path, "Emu Edit test set")
+    columns = {}
     for file in files:
-        _require_columns(file, EMU_EDIT_COLUMNS, "Emu Edit test set")
+        names = _require_columns(file, EMU_EDIT_COLUMNS, "Emu Edit test set")
+        columns[file] = EMU_EDIT_COLUMNS + tuple(c for c in EMU_EDIT_WORLD_COLUMNS if c in names)
     found, splits = 0, set()
     for file in files:
-        for row, record in _parquet_rows(file, EMU_EDIT_COLUMNS):
+        for row, record in _parquet_rows(file, columns[file]):
             splits.add(record["split"])
             if record["split"] != split:
                 continue
             if limit is not None and found >= limit:
                 return
             found += 1
+            images = {
+                c: _cell_image(file, row, c, record[c]) for c in ("mask", "target") if c in record
+            }
             yield EmuEditCase(
                 id=str(record["idx"]),
                 source=_cell_image(file, row, "image", record["image"]),
@@ -143,6 +157,8 @@ def _emu_edit_cases(path: Path, split: str, limit: int | None) -> Iterator[EmuEd
                 task=record["task"],
                 input_caption=record["input_caption"],
                 output_caption=record["output_caption"],
+                distractor=record.get("distractor"),
+                **images,
             )
     if not found and limit != 0:
         raise BenchmarkError(
@@ -166,8 +182,10 @@ def load_magicbrush(
         (f for f in (path / SESSIONS_FILE, path / "test" / SESSIONS_FILE) if f.is_file()), None
     )
     if sessions_file is not None:
-        descriptions = _descriptions(sessions_file.parent / DESCRIPTION_FILES[captions])
-        return _official_sessions(sessions_file, limit, descriptions)
+        folder = sessions_file.parent
+        descriptions = _descriptions(folder / DESCRIPTION_FILES[captions])
+        inputs = _descriptions(folder / DESCRIPTION_FILES["global"])
+        return _official_sessions(sessions_file, limit, descriptions, inputs)
     if (path.is_file() and path.suffix == ".parquet") or (
         path.is_dir() and any(path.rglob("*.parquet"))
     ):
@@ -195,7 +213,10 @@ def _descriptions(file: Path) -> dict[str, dict[str, str]]:
 
 
 def _official_sessions(
-    sessions_file: Path, limit: int | None, descriptions: dict[str, dict[str, str]]
+    sessions_file: Path,
+    limit: int | None,
+    descriptions: dict[str, dict[str, str]],
+    inputs: dict[str, dict[str, str]],
 ) -> list[MagicBrushSession]:
     try:
         sessions = json.loads(sessions_file.read_text(encoding="utf-8"))
@@ -220,7 +241,17 @@ def _official_sessions(
             source, target, mask = (StoredImage(str(f), path=f) for f in files.values())
             caption = descriptions.get(img_id, {}).get(entry["output"])
             turns.append(
-                MagicBrushTurn(number, entry["instruction"], source, target, mask, caption)
+                MagicBrushTurn(
+                    number,
+                    entry["instruction"],
+                    source,
+                    target,
+                    mask,
+                    caption,
+                    entry.get("kind"),
+                    entry.get("distractor"),
+                    inputs.get(img_id, {}).get(entry["input"]),
+                )
             )
         loaded.append(MagicBrushSession(img_id, tuple(turns)))
     return loaded
@@ -270,7 +301,8 @@ def _parquet_files(path: Path, what: str) -> list[Path]:
     return files
 
 
-def _require_columns(file: Path, columns: tuple[str, ...], what: str) -> None:
+def _require_columns(file: Path, columns: tuple[str, ...], what: str) -> list[str]:
+    """The file's column names, once the ones `columns` names are known to be there."""
     try:
         names = pq.ParquetFile(file).schema_arrow.names
     except Exception as err:  # pyarrow raises several types for a file that is not parquet
@@ -281,6 +313,7 @@ def _require_columns(file: Path, columns: tuple[str, ...], what: str) -> None:
             f"{file}: no column {', '.join(map(repr, missing))}, which the {what} has; "
             f"columns are {names}"
         )
+    return names
 
 
 def _parquet_rows(file: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict]]:

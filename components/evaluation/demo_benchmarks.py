@@ -1,26 +1,19 @@
 """Small benchmarks in the exact published formats, made from the demo data: the embedded default.
 
 They let the real loaders, the metrics and the report run offline, in CI and in `dvc repro`.
-Emu Edit: one parquet file with the Hugging Face dataset's columns and types. MagicBrush: the
-official test folder (`test/edit_sessions.json`, `test/images/<img_id>/…png`, and the
-description files `test/global_descriptions.json` / `test/local_descriptions.json` that CLIP-T
-reads), its ground-truth outputs made by really drawing each turn's edit inside its mask (white
-= edited, as in MagicBrush's masks). Same seed, same bytes.
+The files are written by components/evaluation/formats: Emu Edit's parquet file, and
+MagicBrush's official test folder, its ground-truth outputs made by really drawing each turn's
+edit inside its mask (white = edited, as in MagicBrush's masks). Same seed, same bytes.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
 import random
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from PIL import Image, ImageDraw, ImageStat
 
 from components.data.demo import CAPTIONS, PHOTOS
@@ -29,40 +22,17 @@ from components.data.scenes import COLOURS, scene
 from components.describe.checking import Edit, Rejection
 from components.describe.template import apply_instruction, write_edit
 from components.describe.vocabulary import PLACES
-
-HF_IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
-EMU_EDIT_SCHEMA = pa.schema(
-    [
-        ("instruction", pa.string()),
-        ("image", HF_IMAGE),
-        ("task", pa.string()),
-        ("split", pa.string()),
-        ("idx", pa.int64()),
-        ("hash", pa.string()),
-        ("input_caption", pa.string()),
-        ("output_caption", pa.string()),
-    ],
-    # the features record `datasets` writes, so that `load_dataset` reads the column as an Image
-    metadata={
-        "huggingface": json.dumps(
-            {
-                "info": {
-                    "features": {
-                        "instruction": {"dtype": "string", "_type": "Value"},
-                        "image": {"_type": "Image"},
-                        "task": {"dtype": "string", "_type": "Value"},
-                        "split": {"dtype": "string", "_type": "Value"},
-                        "idx": {"dtype": "int64", "_type": "Value"},
-                        "hash": {"dtype": "string", "_type": "Value"},
-                        "input_caption": {"dtype": "string", "_type": "Value"},
-                        "output_caption": {"dtype": "string", "_type": "Value"},
-                    }
-                }
-            }
-        )
-    },
+from components.evaluation.formats import EMU_EDIT_SCHEMA as EMU_EDIT_SCHEMA  # re-exported: tests
+from components.evaluation.formats import (
+    EMU_EDIT_TASKS,
+    MagicBrushSessionFiles,
+    MagicBrushTurnFiles,
+    emu_edit_row,
+    write_emu_edit,
+    write_magicbrush,
 )
-EMU_EDIT_TASKS = ("add", "remove", "color", "local", "background", "global")
+from components.evaluation.formats import HF_IMAGE as HF_IMAGE  # re-exported: tests
+
 STYLES = ("a pencil drawing", "a watercolour painting", "an oil painting")  # the `global` edits
 EMU_EDIT_SIDE = 192  # longest side of a demo input
 MAGICBRUSH_SIDE = 128  # MagicBrush's own images are square (512 px)
@@ -77,26 +47,11 @@ def write_emu_edit_demo(out: Path, seed: int, count: int = 12) -> Path:
     writer's recolouring of a scene's background; `global` style edits it cannot write are
     worded here).
     """
-    cases = _emu_edit_cases(seed, count)
-    rows = []
-    for idx, (task, image, t_o, edit) in enumerate(cases):
-        png = encode_png(image)
-        rows.append(
-            {
-                "instruction": edit.instruction,
-                "image": {"bytes": png, "path": None},
-                "task": task,
-                "split": "test",
-                "idx": idx,
-                "hash": hashlib.sha256(png).hexdigest(),
-                "input_caption": t_o,
-                "output_caption": edit.target,
-            }
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    file = out / "test-00000-of-00001.parquet"
-    pq.write_table(pa.Table.from_pylist(rows, schema=EMU_EDIT_SCHEMA), file)
-    return file
+    rows = [
+        emu_edit_row(idx, encode_png(image), edit.instruction, task, t_o, edit.target)
+        for idx, (task, image, t_o, edit) in enumerate(_emu_edit_cases(seed, count))
+    ]
+    return write_emu_edit(out, rows)
 
 
 def write_magicbrush_demo(out: Path, seed: int, sessions: int = 6) -> Path:
@@ -107,41 +62,21 @@ def write_magicbrush_demo(out: Path, seed: int, sessions: int = 6) -> Path:
     description of an output is the shape it added."""
     rng = random.Random(f"regionedit-magicbrush-demo:{seed}")
     ids = [str(i) for i in rng.sample(range(100_000, 1_000_000), sessions)]
-    pictures = _pictures(seed, rng)
-    shutil.rmtree(out / "test", ignore_errors=True)  # no session of an older write may survive
-    edit_sessions, global_descriptions, local_descriptions = {}, {}, {}
+    return write_magicbrush(out, _magicbrush_sessions(ids, _pictures(seed, rng), rng))
+
+
+def _magicbrush_sessions(
+    ids: list[str], pictures: Iterator[tuple[Image.Image, str]], rng: random.Random
+) -> Iterator[MagicBrushSessionFiles]:
     for number, img_id in enumerate(ids):
-        folder = out / "test" / "images" / img_id
-        folder.mkdir(parents=True, exist_ok=True)
         image, caption = next(pictures)
-        image = _square(image, MAGICBRUSH_SIDE)
-        image.save(folder / f"{img_id}-input.png")
-        turns, source = [], f"{img_id}-input.png"
-        global_descriptions[img_id], local_descriptions[img_id] = {source: caption}, {}
-        for k, place in enumerate(rng.sample(PLACES, 1 + number % 3), start=1):
+        first = image = _square(image, MAGICBRUSH_SIDE)
+        description, turns = caption, []
+        for place in rng.sample(PLACES, 1 + number % 3):
             image, mask, instruction, thing = _draw_edit(image, place, rng)
-            image.save(folder / f"{img_id}-output{k}.png")
-            mask.save(folder / f"{img_id}-mask{k}.png")
-            output = f"{img_id}-output{k}.png"
             caption = f"{caption}, with {thing} at the {place}"
-            global_descriptions[img_id][output], local_descriptions[img_id][output] = caption, thing
-            turns.append(
-                {
-                    "input": source,
-                    "output": output,
-                    "mask": f"{img_id}-mask{k}.png",
-                    "instruction": instruction,
-                }
-            )
-            source = output  # the next turn edits this turn's ground truth
-        edit_sessions[img_id] = turns
-    for name, content in (
-        ("edit_sessions.json", edit_sessions),
-        ("global_descriptions.json", global_descriptions),
-        ("local_descriptions.json", local_descriptions),
-    ):
-        (out / "test" / name).write_text(json.dumps(content, indent=2) + "\n")
-    return out
+            turns.append(MagicBrushTurnFiles(image, mask, instruction, caption, thing))
+        yield MagicBrushSessionFiles(img_id, first, description, tuple(turns))
 
 
 def _emu_edit_cases(seed: int, count: int) -> list[tuple[str, Image.Image, str, Edit]]:

@@ -1,16 +1,22 @@
-"""The paper's Tables 2-4 beside ours, and a scaling plot, from each scale's evaluation record.
+"""The paper's Tables 2-4 beside ours, the world's known answers and checks, and a scaling plot.
 
 Table 2 (Emu Edit): CLIP_dir, CLIP_out, L1, CLIP_img, DINO. Table 3 (MagicBrush): L1, L2,
 CLIP-I, DINO, CLIP-T, single- and multi-turn. Table 4 (loss ablation, Emu Edit). Measured rows:
-ours per scale, InstructPix2Pix and the copy of the input (the trivial system), all in the same
-harness, each labelled with its profile, training samples and whether its models are real
-checkpoints or random; ours adds its mean region fraction, share of empty regions and, on
-MagicBrush, region IoU. Published rows come from `published.yaml`.
+ours per scale, InstructPix2Pix and the copy of the input (a trivial baseline), all in the same
+harness, each labelled with its profile, training samples and where its models' weights come
+from; ours adds its mean region fraction, share of empty regions and, on MagicBrush, region IoU.
+Published rows come from `published.yaml`. A metric scored by a random model says so.
+
+Known answers (DESIGN §10): where a test set knows each edit's region and target, every system's
+region overlap and edit success beside the trivial baselines and the ceiling, so that no number
+can look good alone. World models: each world model checked alone, and the loss landscape
+(metrics/world.json).
 """
 
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +24,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
+
+from components.evaluation.labels import RANDOM  # noqa: E402
 
 PUBLISHED = Path(__file__).with_name("published.yaml")
 EMU_EDIT_COLUMNS = ("clip_dir", "clip_out", "l1", "clip_img", "dino")  # Table 2's order
@@ -44,10 +52,16 @@ COLUMNS = {
 }
 LABEL_COLUMNS = ("method", "source", "profile", "scale", "training_samples", "models", "cases")
 LOWER_IS_BETTER = {"l1", "l2"}
-HEADERS = {  # descriptions of ours' region, not scores: no arrow
+HEADERS = {  # region_fraction and empty_region describe a region, they do not score it: no arrow
     "region_fraction": "region fraction",
     "empty_region": "empty-region share",
     "region_iou": "region IoU ↑",
+    "region_iou_grid": "region IoU, grid ↑",
+    "region_precision": "precision ↑",
+    "region_recall": "recall ↑",
+    "edit_success": "edit success ↑",
+    "edit_success_distractor": "edit success, distractor ↑",
+    "edit_success_no_distractor": "edit success, no distractor ↑",
 }
 NOTES = {
     "magicbrush_single": [
@@ -63,6 +77,96 @@ NOTES = {
     ],
 }
 NOTES["magicbrush_multi"] = NOTES["magicbrush_single"]
+METRIC_MODELS = {  # paper metric -> the model that scores it
+    **dict.fromkeys(("clip_dir", "clip_out", "clip_img", "clip_i", "clip_t"), "CLIP"),
+    "dino": "DINO",
+}
+RANDOM_MARK = "‡"
+
+# Known answers (DESIGN §10): ours, the ceiling, InstructPix2Pix, then the trivial baselines
+TRIVIAL = ("untrained", "whole_image", "random_area", "copy")
+CEILING = "ground_truth"  # our editor handed the ground-truth region: the generator's best
+KNOWN_SYSTEMS = ("ours", CEILING, "baseline", *TRIVIAL)
+KNOWN_COLUMNS = {  # column -> its score under `<system>/<test set's prefix>`
+    "region_iou": "region_iou",
+    "region_iou_grid": "region_iou_grid",
+    "region_precision": "region_precision",
+    "region_recall": "region_recall",
+    "region_fraction": "region_fraction",
+    "edit_success": "edit_success",
+    "edit_success_distractor": "distractor/edit_success",
+    "edit_success_no_distractor": "no distractor/edit_success",
+}
+KNOWN_TITLES = {
+    "emu_edit": "Emu Edit test set",
+    "magicbrush_single": "MagicBrush test set, single-turn",
+    "magicbrush_multi": "MagicBrush test set, multi-turn (final turn)",
+}
+SYSTEM_LABELS = {  # the systems without a head or models of their own to name
+    "untrained": "untrained head (trivial baseline: the seeded head, no training)",
+    "whole_image": "whole image (trivial baseline)",
+    "random_area": "random region of the ground truth's area (trivial baseline)",
+    "ground_truth": "ground-truth region (the generator's ceiling)",
+    "copy": "copy of the input (trivial baseline), same harness",
+}
+REFERENCES = {  # the reference lines of the known-answer plots, and the scaling table's names
+    "untrained": "untrained head",
+    "whole_image": "whole image",
+    "random_area": "random area",
+    "copy": "copy",
+    "ground_truth": "ground truth (ceiling)",
+}
+SCALING_METRICS = ("region_iou", "edit_success")
+PLOTTED = "magicbrush_single"  # the test set of the known-answer panels of scaling.png
+KNOWN_INTRO = (
+    "The world's test sets know each edit's ground-truth region and rendered target (DESIGN "
+    "§10). Region IoU, precision and recall compare the region a system repainted with the "
+    "ground truth, in pixels and (grid) on the head's patch grid; edit success asks the world's "
+    "renderer, not a model, whether the edit painted the target inside the ground-truth region "
+    "and kept the rest; distractor: a similar object stands beside the edited one. The ceiling "
+    "is our editor handed the ground-truth region; the trivial baselines are the untrained "
+    "head, the whole image, a random region of the ground truth's area and the copy of the "
+    "input. Ours means something only where it beats every trivial baseline."
+)
+
+# World models (metrics/world.json)
+SWAPPED_CAPTIONS = 3  # swapped captions per scene in the CLIP check
+CHECKS = {  # key -> (model role, what it measures, baseline: (words, value or key of its value))
+    "clip/swapped_caption_accuracy": (
+        "clip",
+        "how often the method's CLIP ranks a held-out scene's true caption above "
+        f"{SWAPPED_CAPTIONS} captions with one attribute swapped",
+        ("chance", 1 / (1 + SWAPPED_CAPTIONS)),
+    ),
+    "metric_clip/swapped_caption_accuracy": (
+        "metric_clip",
+        "the same for the metric CLIP (another seed and shape), which scores the paper's metrics",
+        ("chance", 1 / (1 + SWAPPED_CAPTIONS)),
+    ),
+    "inpainting/edit_success_ground_truth": (
+        "inpainting",
+        "edit success of the generator alone, repainting the ground-truth region under t_e: the "
+        "ceiling of any region the head can choose",
+        ("a random region of the same area", "inpainting/edit_success_random_area"),
+    ),
+    "inpainting/edit_success_random_area": (
+        "inpainting",
+        "edit success of the same generator repainting a random region of that area",
+        ("the ground-truth region", "inpainting/edit_success_ground_truth"),
+    ),
+    "vae/within_tolerance": (
+        "inpainting",
+        "share of pixels within the edit tolerance after the VAE's encode-decode round trip",
+        ("a lossless round trip", 1.0),
+    ),
+}
+LANDSCAPE_REGIONS = {
+    "ground_truth": "ground truth",
+    "empty": "empty",
+    "whole_image": "whole image",
+    "random_area": "random area (as many cells)",
+}
+LANDSCAPE_TERMS = ("clip_global", "clip_direction", "clip_structure", "clip")
 
 
 def report_tables(
@@ -97,7 +201,17 @@ def row_label(system: str, record: dict) -> str:
     if system == "baseline":
         steps = record.get("baseline_settings", {}).get("steps")
         return f"InstructPix2Pix, same harness ({models['baseline']}, {steps} steps)"
-    return "copy of the input (trivial system), same harness"
+    return SYSTEM_LABELS[system]
+
+
+def random_metrics(record: dict) -> list[str]:
+    """The paper metrics of `record` scored by a model with random weights: their numbers show
+    only that the code runs, and every table that prints them says so."""
+    kinds = {
+        "CLIP": record.get("metric_models", {}).get("clip_weights"),
+        "DINO": record.get("weights", {}).get("dino"),
+    }
+    return [metric for metric, model in METRIC_MODELS.items() if kinds[model] == RANDOM]
 
 
 def _measured(system: str, prefix: str, columns: tuple, scale: str, record: dict) -> dict:
@@ -109,9 +223,15 @@ def _measured(system: str, prefix: str, columns: tuple, scale: str, record: dict
         "scale": scale if system == "ours" else None,
         "training_samples": record["training_samples"] if system == "ours" else None,
         "models": record["models"]["ours" if system == "copy" else system],
-        "cases": record.get("sessions") if prefix == "multi/" else record.get("cases"),
+        "cases": _cases(prefix, record),
+        "random": random_metrics(record),
         **{c: scores.get(f"{system}/{prefix}{c}") for c in columns},
     }
+
+
+def _cases(prefix: str, record: dict) -> int | None:
+    """Emu Edit's cases or MagicBrush's turns; multi-turn scores one final turn per session."""
+    return record.get("sessions") if prefix == "multi/" else record.get("cases")
 
 
 def _published(rows: list[dict] | None, columns: tuple) -> list[dict]:
@@ -142,6 +262,7 @@ def _task_rows(summaries: dict[str, dict[str, dict]]) -> list[dict]:
         scores = record["scores"]
         tasks = sorted(
             {n.split("/")[1] for n in scores if n.startswith(f"{system}/") and n.count("/") == 2}
+            - {"distractor", "no distractor"}  # the region metrics' groups, not tasks
         )
         for task in tasks:
             row = _measured(system, "", (), scale, record)
@@ -149,6 +270,67 @@ def _task_rows(summaries: dict[str, dict[str, dict]]) -> list[dict]:
             row["cases"] = None
             rows.append(row | {c: scores.get(f"{system}/{task}/{c}") for c in COLUMNS["emu_edit"]})
     return rows
+
+
+@dataclass
+class KnownAnswers:
+    """The known-answer tables of the world's test sets (DESIGN §10)."""
+
+    tables: dict[str, list[dict]]  # test set (a TABLES key) -> a row per system, largest scale
+    scaling: list[dict]  # per test set and scale: ours, the best trivial baseline, the ceiling
+
+
+def known_answers(summaries: dict[str, dict[str, dict]]) -> KnownAnswers:
+    """Every system on each test set at the largest scale evaluated, and ours at every scale
+    beside the best trivial baseline and the ceiling of that scale's evaluation."""
+    tables, scaling = {}, []
+    for test_set, (benchmark, _, _) in TABLES.items():
+        records = sorted(
+            ((s, b[benchmark]) for s, b in summaries.items() if benchmark in b),
+            key=lambda item: _scale_order(item[0]),
+        )
+        if records:
+            tables[test_set] = list(_systems(test_set, *records[-1]).values())
+            scaling += [_scaling_row(test_set, scale, record) for scale, record in records]
+    return KnownAnswers(tables, scaling)
+
+
+def _systems(test_set: str, scale: str, record: dict) -> dict[str, dict]:
+    """A known-answer row per system scored on `test_set`, by system."""
+    prefix, scores = TABLES[test_set][1], record["scores"]
+    return {
+        system: {
+            "test_set": test_set,
+            "system": system,
+            "method": row_label(system, record),
+            "scale": scale,
+            "training_samples": record["training_samples"],
+            "cases": _cases(prefix, record),
+            **{c: scores.get(f"{system}/{prefix}{key}") for c, key in KNOWN_COLUMNS.items()},
+        }
+        for system in KNOWN_SYSTEMS
+        if any(name.startswith(f"{system}/{prefix}") for name in scores)
+    }
+
+
+def _scaling_row(test_set: str, scale: str, record: dict) -> dict:
+    """Ours against the best trivial baseline (named) and the ceiling, at one scale."""
+    systems = _systems(test_set, scale, record)
+    row = {"test_set": test_set, "scale": scale, "training_samples": record["training_samples"]}
+    for metric in SCALING_METRICS:
+        trivial = [
+            (systems[s][metric], s)
+            for s in TRIVIAL
+            if s in systems and systems[s][metric] is not None
+        ]
+        best, name = max(trivial, default=(None, None))
+        row |= {
+            f"ours_{metric}": systems.get("ours", {}).get(metric),
+            f"best_trivial_{metric}": best,
+            f"best_trivial_{metric}_system": name,
+            f"ceiling_{metric}": systems.get(CEILING, {}).get(metric),
+        }
+    return row
 
 
 def load_published() -> dict[str, list[dict]]:
@@ -164,6 +346,14 @@ def scope(tables: dict[str, list[dict]]) -> str:
     cases = sorted({r["cases"] for r in ours if r["cases"] is not None})
     counted = f"{min(cases)}–{max(cases)}" if len(cases) > 1 else f"{cases[0] if cases else 0}"
     profiles = ", ".join(sorted({r["profile"] for r in ours}))
+    if any(kind.startswith("world models") for kind in kinds):
+        return (
+            f"The measured rows ({profiles} profile) use models trained here on the generated "
+            f"world (DESIGN §10), on {counted} test cases each: the known answers show how well "
+            "each system finds and makes the edit, beside the trivial baselines and the ceiling; "
+            "rows of random models show only that the code runs, and no measured row compares "
+            "with the paper's published rows."
+        )
     if "random models" in kinds:
         return (
             f"The measured rows ({profiles} profile) come from randomly initialised models on "
@@ -206,10 +396,16 @@ def metric_notes(summaries: dict[str, dict[str, dict]]) -> list[str]:
 
 
 def write_report(
-    tables: dict[str, list[dict]], out: Path, notes: list[str] | tuple[str, ...] = ()
+    tables: dict[str, list[dict]],
+    out: Path,
+    notes: list[str] | tuple[str, ...] = (),
+    known: KnownAnswers | None = None,
+    world: dict | None = None,
 ) -> None:
-    """reports/tables.md, a CSV per table, scaling.csv (DVC plots) and scaling.png."""
+    """reports/tables.md, a CSV per paper table, known_answers.csv and known_answers_scaling.csv,
+    scaling.csv (DVC plots) and scaling.png. `world`: metrics/world.json, where it exists."""
     out.mkdir(parents=True, exist_ok=True)
+    known = known or KnownAnswers({}, [])
     lines = [
         "# Results",
         "",
@@ -222,39 +418,216 @@ def write_report(
         "",
         *(f"- {note}" for note in notes),
         "",
+        *_known_answer_lines(known, out),
+        *_world_lines(world or {}),
     ]
     for table, rows in tables.items():
-        columns = COLUMNS[table]
-        with (out / f"{table}.csv").open("w", newline="") as handle:
-            fields = [*LABEL_COLUMNS, *columns, "note"]
-            writer = csv.DictWriter(handle, fields, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-        arrows = [_header(c) for c in columns]
-        lines += [
-            f"## {TITLES[table]}",
-            "",
-            "| method | source | scale | cases | " + " | ".join(arrows) + " |",
-            "|---|---|---|---:|" + "---:|" * len(columns),
-        ]
-        for row in rows:
-            marker = " †" if row.get("note") else ""
-            cells = [row["method"] + marker, row["source"], row["scale"] or "", _count(row)]
-            values = [_cell(row[c], printed=row["source"] == "published") for c in columns]
-            lines.append("| " + " | ".join([*cells, *values]) + " |")
-        lines.append("")
-        lines += [f"† {row['method']}: {row['note']}" for row in rows if row.get("note")]
-        lines += NOTES.get(table, [])
-        if not any(row["source"] == "published" for row in rows) and table in TABLES:
-            lines.append(f"(No published numbers in {PUBLISHED.name} for this table.)")
-        lines.append("")
+        lines += _paper_table_lines(table, rows, out)
     (out / "tables.md").write_text("\n".join(lines), encoding="utf-8")
-    _scaling(tables, out)
+    _scaling(tables, known, out)
 
 
-def _scaling(tables: dict[str, list[dict]], out: Path) -> None:
-    """Each paper metric against the data scale: ours beside the paper's Ours (1M…5M); a panel
-    without data is left out."""
+def _paper_table_lines(table: str, rows: list[dict], out: Path) -> list[str]:
+    """One of the paper's tables in markdown, with its CSV written beside it."""
+    columns = COLUMNS[table]
+    with (out / f"{table}.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, [*LABEL_COLUMNS, *columns, "note"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    randoms = [c for c in columns if any(c in row.get("random", ()) for row in rows)]
+    headers = [_header(c) + (f" {RANDOM_MARK}" if c in randoms else "") for c in columns]
+    body = [
+        [
+            row["method"] + (" †" if row.get("note") else ""),
+            row["source"],
+            row["scale"] or "",
+            _count(row),
+            *(_cell(row[c], printed=row["source"] == "published") for c in columns),
+        ]
+        for row in rows
+    ]
+    lines = [
+        f"## {TITLES[table]}",
+        "",
+        *_markdown(["method", "source", "scale", "cases", *headers], body, labels=3),
+        "",
+        *(f"† {row['method']}: {row['note']}" for row in rows if row.get("note")),
+        *NOTES.get(table, []),
+    ]
+    if randoms:
+        lines.append(_random_note(randoms))
+    if not any(row["source"] == "published" for row in rows) and table in TABLES:
+        lines.append(f"(No published numbers in {PUBLISHED.name} for this table.)")
+    return [*lines, ""]
+
+
+def _random_note(metrics: list[str]) -> str:
+    models = " and ".join(sorted({METRIC_MODELS[m] for m in metrics}))
+    return (
+        f"{RANDOM_MARK} {', '.join(metrics)}: random here: not meaningful. The {models} that "
+        "scores these measured rows has random weights, so their numbers show only that the "
+        "code runs."
+    )
+
+
+def _known_answer_lines(known: KnownAnswers, out: Path) -> list[str]:
+    """Every system on each test set at its largest scale, then ours per scale against the best
+    trivial baseline and the ceiling; both also as CSV."""
+    if not known.tables:
+        return []
+    _write_csv(out / "known_answers.csv", [r for rows in known.tables.values() for r in rows])
+    _write_csv(out / "known_answers_scaling.csv", known.scaling)
+    lines = ["## Known answers: every system against the world's ground truth", "", KNOWN_INTRO, ""]
+    for test_set, rows in known.tables.items():
+        first = rows[0]
+        body = [[row["method"], *(_cell(row[c]) for c in KNOWN_COLUMNS)] for row in rows]
+        lines += [
+            f"### {KNOWN_TITLES[test_set]}: scale {first['scale']} "
+            f"({first['training_samples']:,} training samples, {_count(first)} cases)",
+            "",
+            *_markdown(["system", *(HEADERS[c] for c in KNOWN_COLUMNS)], body),
+            "",
+        ]
+        if all(row["region_iou"] is None for row in rows):
+            lines += ["This test set knows no ground-truth regions: only region fraction.", ""]
+    headers = [h for m in SCALING_METRICS for h in _scaling_headers(m)]
+    body = [
+        [
+            KNOWN_TITLES[row["test_set"]],
+            row["scale"],
+            f"{row['training_samples']:,}",
+            *(cell for m in SCALING_METRICS for cell in _scaling_cells(row, m)),
+        ]
+        for row in known.scaling
+    ]
+    return [
+        *lines,
+        "### Scaling: ours against the best trivial baseline and the ceiling",
+        "",
+        *_markdown(["test set", "scale", "training samples", *headers], body, labels=2),
+        "",
+    ]
+
+
+def _scaling_headers(metric: str) -> list[str]:
+    return [f"{who} {HEADERS[metric]}" for who in ("ours", "best trivial", "ceiling")]
+
+
+def _scaling_cells(row: dict, metric: str) -> list[str]:
+    trivial = row[f"best_trivial_{metric}_system"]
+    named = f" ({REFERENCES[trivial]})" if trivial else ""
+    best = _cell(row[f"best_trivial_{metric}"]) + named
+    return [_cell(row[f"ours_{metric}"]), best, _cell(row[f"ceiling_{metric}"])]
+
+
+def _world_lines(world: dict) -> list[str]:
+    """The world's models checked alone, then the loss landscape, from metrics/world.json."""
+    if not world:
+        return []
+    kinds = world.get("models", {})
+    body = [
+        [
+            key,
+            f"{role} ({kinds.get(role, 'unknown')})",
+            what,
+            f"{words}: {_cell(world.get(value) if isinstance(value, str) else value)}",
+            _cell(world[key]),
+        ]
+        for key, (role, what, (words, value)) in CHECKS.items()
+        if key in world
+    ]
+    return [
+        f"## World models ({world.get('profile', 'unknown')} profile, metrics/world.json)",
+        "",
+        "Each world model checked alone, on held-out scenes, before the method sees it.",
+        "",
+        *_markdown(["check", "model", "what it measures", "chance or baseline", "value"], body, 4),
+        "",
+        *_landscape_lines(world),
+    ]
+
+
+def _landscape_lines(world: dict) -> list[str]:
+    """L_CLIP and its terms per region, how often and by how much the ground truth beats each
+    region, and plainly whether it scores the lowest L_CLIP."""
+    if f"landscape/ground_truth/{LANDSCAPE_TERMS[-1]}" not in world:
+        return []
+    body = []
+    for region, name in LANDSCAPE_REGIONS.items():
+        beats = world.get(f"landscape/ground_truth_beats/{region}")
+        margin = world.get(f"landscape/margin/{region}")
+        terms = [_cell(world.get(f"landscape/{region}/{term}")) for term in LANDSCAPE_TERMS]
+        body.append([name, *terms, _cell(beats), _cell(margin)])
+    headers = [*(f"{term} ↓" for term in LANDSCAPE_TERMS[:-1]), "L_CLIP ↓"]
+    beaten = ["ground truth lower (share of edits)", "mean margin (region − ground truth)"]
+    return [
+        f"### Loss landscape: L_CLIP by region ({int(world.get('landscape/edits', 0))} held-out "
+        "edits, generator in the loop)",
+        "",
+        "The method's L_CLIP terms for the same edits under each region, with its frozen models "
+        "(reports/landscape.csv per edit). L_semAlign does not depend on the region, so L_CLIP "
+        "ranks the regions as L_total does: training can find the ground truth only if it "
+        "scores lowest.",
+        "",
+        *_markdown(["region", *headers, *beaten], body),
+        "",
+        landscape_verdict(world),
+        "",
+    ]
+
+
+def landscape_verdict(world: dict) -> str:
+    """Plainly: does the ground-truth region score the lowest mean L_CLIP (DESIGN §10)?"""
+    losses = {
+        region: world[f"landscape/{region}/clip"]
+        for region in LANDSCAPE_REGIONS
+        if f"landscape/{region}/clip" in world
+    }
+    lowest = min(losses, key=losses.__getitem__)
+    if lowest == "ground_truth":
+        return "The ground-truth region scores the lowest mean L_CLIP of the regions, as it must."
+    return (
+        f"The ground truth does not score the lowest L_CLIP: the {LANDSCAPE_REGIONS[lowest]} "
+        f"region scores {losses[lowest]:.4f} against the ground truth's "
+        f"{losses['ground_truth']:.4f}. No optimiser can find the ground-truth region on this "
+        "landscape: the world's models are at fault, not the training (DESIGN §10)."
+    )
+
+
+@dataclass
+class Panel:
+    """One plot of scaling.png: ours per scale, the paper's, and horizontal reference lines."""
+
+    title: str
+    ours: list[tuple[str, float, int]]  # (scale, value, training samples)
+    paper: list[tuple[str, float]] = field(default_factory=list)  # (scale, value)
+    references: list[tuple[str, float]] = field(default_factory=list)  # (system, value)
+
+
+def _scaling(tables: dict[str, list[dict]], known: KnownAnswers, out: Path) -> None:
+    """The world's known answers and each paper metric against the data scale: ours beside the
+    paper's Ours (1M…5M) or the trivial baselines and the ceiling; a panel without data is
+    left out."""
+    _scaling_csv(tables, known, out)
+    panels = _known_panels(known) + _paper_panels(tables)
+    if not panels:
+        return _empty_plot(out)
+    width = min(5, len(panels))
+    rows = -(-len(panels) // width)
+    figure, axes = plt.subplots(rows, width, figsize=(3.6 * width, 3.2 * rows), squeeze=False)
+    for axis in axes.flat[len(panels) :]:
+        axis.set_visible(False)
+    for axis, panel in zip(axes.flat, panels, strict=False):
+        _draw(axis, panel)
+    figure.suptitle(_plot_title(tables), fontsize=10)
+    figure.tight_layout()
+    figure.savefig(out / "scaling.png", dpi=100)
+    plt.close(figure)
+    return None
+
+
+def _scaling_csv(tables: dict[str, list[dict]], known: KnownAnswers, out: Path) -> None:
+    """Ours' paper metrics and known-answer metrics per scale, long (DVC plots: x samples)."""
     with (out / "scaling.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["samples", "scale", "table", "metric", "value"])
@@ -265,45 +638,83 @@ def _scaling(tables: dict[str, list[dict]], out: Path) -> None:
                         writer.writerow(
                             [row["training_samples"], row["scale"], table, column, row[column]]
                         )
+        for row in known.scaling:
+            for metric in SCALING_METRICS:
+                if (value := row[f"ours_{metric}"]) is not None:
+                    writer.writerow(
+                        [row["training_samples"], row["scale"], row["test_set"], metric, value]
+                    )
+
+
+def _known_panels(known: KnownAnswers) -> list[Panel]:
+    """Ours' region IoU and edit success on PLOTTED per scale; the trivial baselines and the
+    ceiling, from the largest scale's evaluation, as horizontal lines."""
+    systems = known.tables.get(PLOTTED, [])
+    panels = []
+    for metric in SCALING_METRICS:
+        ours = [
+            (row["scale"], row[f"ours_{metric}"], row["training_samples"])
+            for row in known.scaling
+            if row["test_set"] == PLOTTED and row[f"ours_{metric}"] is not None
+        ]
+        references = [
+            (row["system"], row[metric])
+            for row in systems
+            if row["system"] in REFERENCES and row[metric] is not None
+        ]
+        if ours or references:
+            title = f"world, {PLOTTED}: {metric}\n(lines: scale {systems[0]['scale']}'s systems)"
+            panels.append(Panel(title, ours, references=references))
+    return panels
+
+
+def _paper_panels(tables: dict[str, list[dict]]) -> list[Panel]:
+    """Each paper metric: ours per scale and the paper's Ours (1M…5M), noted where the metric's
+    model is random."""
     panels = []
     for table, (_, _, columns) in TABLES.items():
+        measured = _ours(tables[table])
         for column in columns:
             ours = [
-                (r["scale"], r[column], r) for r in _ours(tables[table]) if r[column] is not None
+                (r["scale"], r[column], r["training_samples"])
+                for r in measured
+                if r[column] is not None
             ]
             paper = [
                 (f"{r['training_samples'] // 1_000_000}M", r[column])
                 for r in tables[table]
                 if r["source"] == "published" and r["training_samples"] and r[column] is not None
             ]
+            random = any(column in r.get("random", ()) for r in measured)
+            title = f"{table}: {column}" + ("\n(random model: not meaningful)" if random else "")
             if ours or paper:
-                panels.append((table, column, ours, paper))
-    if not panels:
-        return _empty_plot(out)
-    width = min(5, len(panels))
-    rows = -(-len(panels) // width)
-    figure, axes = plt.subplots(rows, width, figsize=(3.6 * width, 3.2 * rows), squeeze=False)
-    for axis in axes.flat[len(panels) :]:
-        axis.set_visible(False)
-    for axis, (table, column, ours, paper) in zip(axes.flat, panels, strict=False):
-        scales = sorted({s for s, *_ in ours} | {s for s, _ in paper}, key=_scale_order)
-        where = {s: i for i, s in enumerate(scales)}
-        if paper:
-            x, y = [where[s] for s, _ in paper], [v for _, v in paper]
-            axis.plot(x, y, "s--", color="C0", label="paper (published)")
-        if ours:
-            x, y = [where[s] for s, *_ in ours], [v for _, v, _ in ours]
-            axis.plot(x, y, "o-", color="C1", label="ours (this run)")
-            for s, v, row in ours:
-                axis.annotate(str(row["training_samples"]), (where[s], v), fontsize=7)
-        axis.set_xticks(range(len(scales)), scales)
-        axis.set_title(f"{table}: {column}", fontsize=9)
-        axis.legend(fontsize=7)
-    figure.suptitle(_plot_title(tables), fontsize=10)
-    figure.tight_layout()
-    figure.savefig(out / "scaling.png", dpi=100)
-    plt.close(figure)
-    return None
+                panels.append(Panel(title, ours, paper))
+    return panels
+
+
+def _draw(axis: plt.Axes, panel: Panel) -> None:
+    scales = sorted({s for s, *_ in panel.ours} | {s for s, _ in panel.paper}, key=_scale_order)
+    where = {s: i for i, s in enumerate(scales)}
+    if panel.paper:
+        x, y = [where[s] for s, _ in panel.paper], [v for _, v in panel.paper]
+        axis.plot(x, y, "s--", color="C0", label="paper (published)")
+    if panel.ours:
+        x, y = [where[s] for s, *_ in panel.ours], [v for _, v, _ in panel.ours]
+        axis.plot(x, y, "o-", color="C1", label="ours (this run)")
+        for s, v, samples in panel.ours:
+            axis.annotate(str(samples), (where[s], v), fontsize=7)
+    for index, (system, value) in enumerate(panel.references):
+        ceiling = system == CEILING
+        axis.axhline(
+            value,
+            color="black" if ceiling else f"C{index + 2}",
+            linestyle="-." if ceiling else ":",
+            linewidth=1,
+            label=REFERENCES[system],
+        )
+    axis.set_xticks(range(len(scales)), scales)
+    axis.set_title(panel.title, fontsize=9)
+    axis.legend(fontsize=6)
 
 
 def _plot_title(tables: dict[str, list[dict]]) -> str:
@@ -332,6 +743,19 @@ def _ours(rows: list[dict]) -> list[dict]:
 def _scale_order(scale: str) -> tuple[float, str]:
     number = scale.rstrip("MKk")
     return (float(number), scale) if number.replace(".", "", 1).isdigit() else (float("inf"), scale)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(dict.fromkeys(k for row in rows for k in row)))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _markdown(headers: list[str], body: list[list[str]], labels: int = 1) -> list[str]:
+    """A markdown table: the first `labels` columns are names (left), the rest numbers (right)."""
+    rule = "|" + "---|" * labels + "---:|" * (len(headers) - labels)
+    return ["| " + " | ".join(headers) + " |", rule, *("| " + " | ".join(b) + " |" for b in body)]
 
 
 def _header(column: str) -> str:

@@ -25,16 +25,18 @@ def patch_similarity(tokens: Tensor) -> Tensor:
 def clip_direction_loss(
     i_res: Tensor, i_ori: Tensor, t_e: Tensor, t_o: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Eq. 8 over the samples whose edit changed I; the count of samples left out.
+    """Eq. 8, batch mean; and the count of samples left out.
 
-    A sample left out contributes no gradient at all (it is indexed away, not multiplied by
-    zero, so no 0 * inf); with every sample left out the term is 0."""
+    A sample whose edit changed nothing has no direction: it scores 1, the distance that
+    1 - cos gives a zero vector (no step along T_e - T_o), as a constant. It is indexed away
+    before the cosine, not multiplied by zero, so it contributes no gradient at all (no 0 * inf),
+    and an empty region is not scored as a perfect direction."""
     change = i_res - i_ori
     kept = change.detach().norm(dim=-1) >= MIN_DIRECTION_CHANGE
     left_out = (~kept).sum().to(i_res.dtype)
-    if not kept.any():
-        return change.sum() * 0.0, left_out
-    return cosine_distance(change[kept], (t_e - t_o)[kept]).mean(), left_out
+    unmoved = change.sum(dim=-1) * 0.0 + 1.0  # in the graph, with a zero gradient
+    moved = cosine_distance(change[kept], (t_e - t_o)[kept])
+    return unmoved.index_put((kept.nonzero(as_tuple=True)[0],), moved).mean(), left_out
 
 
 def clip_structure_loss(f_res: Tensor, f_img: Tensor) -> Tensor:

@@ -116,6 +116,30 @@ class RegionEditModel(nn.Module):
             proposal = proposal_region(
                 prediction.p_region, cfg.tau, cfg.proposal_dilation, cfg.min_proposal_cells
             )
+            sem_edited = self.head.f_sem(prediction.f_edited)
+            sem_image = self.head.f_sem(features.f_img)
+        terms, result = self.region_losses(
+            images, features, mask, proposal, generator, stage, sem_edited, sem_image
+        )
+        return StepOutput(terms, prediction.p_region, mask, proposal, result)
+
+    def region_losses(
+        self,
+        images: Tensor,
+        features: FrozenFeatures,
+        mask: Tensor,
+        proposal: Tensor,
+        generator: torch.Generator,
+        stage: Stage = untimed,
+        sem_edited: Tensor | None = None,
+        sem_image: Tensor | None = None,
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        """Generate inside `proposal`, compose with `mask` (both (B, 1, g, g)) and score the
+        result: every loss term and the composed image. The training step passes the head's
+        mask; the loss landscape passes given regions (ground truth, empty, whole, random).
+        Without the head's semantic features, L_semAlign and L_total are left out: they do not
+        depend on the region."""
+        cfg = self.cfg
         with stage("generation"):
             z_generated = self.generator.generate(
                 images * 2 - 1,
@@ -133,18 +157,13 @@ class RegionEditModel(nn.Module):
         with stage("clip_on_result"):
             i_res, f_res = self.encoders.image(result)
         with stage("losses"):
-            head = self.head
-            terms = self.loss(
-                head.f_sem(prediction.f_edited),
-                head.f_sem(features.f_img),
-                i_res,
-                features.i_ori,
-                features.t_e,
-                features.t_o,
-                f_res,
-                features.f_img,
-            )
-        return StepOutput(terms, prediction.p_region, mask, proposal, result)
+            clip_terms = (i_res, features.i_ori, features.t_e, features.t_o, f_res, features.f_img)
+            if sem_edited is None or sem_image is None:
+                terms = self.loss.clip_guidance_loss(*clip_terms)
+                terms["clip"] = self.loss.clip_loss(terms)
+            else:
+                terms = self.loss(sem_edited, sem_image, *clip_terms)
+        return terms, result
 
     def _compose(
         self, mask: Tensor, proposal: Tensor, z_generated: Tensor, z_src: Tensor, images: Tensor

@@ -31,10 +31,14 @@ def build_clip(out: Path, seed: int) -> Path:
     return save_open_clip(out, CLIP_CONFIG, seed)
 
 
-def save_open_clip(out: Path, model_cfg: dict[str, Any], seed: int) -> Path:
-    """A random open_clip CLIP from `model_cfg`, saved with OpenAI CLIP's preprocessing."""
-    torch.manual_seed(seed)
-    model = open_clip.CLIP(**model_cfg)
+def save_open_clip(
+    out: Path, model_cfg: dict[str, Any], seed: int, model: open_clip.CLIP | None = None
+) -> Path:
+    """`model` (default: a random open_clip CLIP from `model_cfg`, seeded), saved with OpenAI
+    CLIP's preprocessing."""
+    if model is None:
+        torch.manual_seed(seed)
+        model = open_clip.CLIP(**model_cfg)
     out.mkdir(parents=True, exist_ok=True)
     save_file({key: value.contiguous() for key, value in model.state_dict().items()}, out / WEIGHTS)
     preprocess = {

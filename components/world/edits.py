@@ -1,0 +1,150 @@
+"""Known-answer edits over generated scenes: the world's test cases (DESIGN §10).
+
+An edit changes one object of a scene graph (recolour it, remove it, or turn it into another
+shape), so its target is rendered, not guessed, and the pixels it may change are known exactly.
+The instruction names the object by colour and shape, which no two objects of a scene share,
+and is worded so that the template writer's own rule (`apply_instruction`) turns the source's
+caption into the target's: t_e is the target scene's caption, checked on every edit.
+
+The hard case of the paper's Figure 6 is a *distractor*: another object with the same shape in
+another colour, or the same colour in another shape. A test scene is asked for with or without
+one; with one, a distractor sits in a cell next to the edited object.
+
+Test scenes are drawn from the RNG namespace "regionedit-world-test:{seed}:{index}", and
+training scenes (`scenes.scene_graph`) from "regionedit-scene:{seed}:{index}": the two streams
+never share a draw, so a test scene is no training scene replayed, whatever the seeds.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from components.data.scenes import COLOURS, SHAPES, Scene, draw_scene
+from components.describe.template import apply_instruction
+
+KINDS = ("recolour", "remove", "reshape")
+RNG = "regionedit-world-{namespace}:{seed}:{index}"  # namespaces: test; zoo-check (the zoo's)
+# training's: "regionedit-scene:{seed}:{index}"
+TEST_RNG = RNG.format(namespace="test", seed="{seed}", index="{index}")
+TEST_OBJECTS = (2, 3)  # objects in a test scene: enough for a distractor, few enough to see
+
+
+@dataclass(frozen=True)
+class WorldEdit:
+    """One edit with its known answer: object `index` of `source` edited into `target`."""
+
+    source: Scene
+    target: Scene
+    kind: str  # one of KINDS
+    index: int  # the edited object, in `source`'s objects (and `target`'s, unless removed)
+    t_ins: str
+    distractor: bool  # another object of the source shares the edited one's colour or shape
+
+    def __post_init__(self) -> None:
+        t_e = apply_instruction(self.t_o, self.t_ins)
+        if t_e != self.t_e:  # the template's rules and the scene's caption must agree
+            raise ValueError(
+                f"{self.t_ins!r} on {self.t_o!r}: the template writes {t_e!r}, "
+                f"the target scene says {self.t_e!r}"
+            )
+
+    @property
+    def t_o(self) -> str:
+        return self.source.caption
+
+    @property
+    def t_e(self) -> str:
+        return self.target.caption
+
+    def source_image(self, side: int) -> Image.Image:
+        return self.source.render(side)
+
+    def target_image(self, side: int) -> Image.Image:
+        return self.target.render(side)
+
+    def region(self, side: int) -> np.ndarray:
+        """The ground-truth edit region (boolean, side x side): the edited object's pixels before
+        and after. For recolour and remove these are exactly the pixels that differ; for reshape
+        they also hold the overlap of the old and new shapes, which keeps its colour but is part
+        of the object being re-made."""
+        region = self.source.mask(self.index, side)
+        if self.kind != "remove":
+            region |= self.target.mask(self.index, side)
+        return region
+
+
+def edit_scene(scene: Scene, index: int, kind: str, rng: random.Random) -> WorldEdit:
+    """An edit of `kind` on object `index`: a new colour that is neither the background's nor
+    the old one, or a new shape; never a colour and shape that another object already has."""
+    edited = scene.objects[index]
+    taken = {(o.colour, o.shape) for o in scene.objects}
+    name = f"{edited.colour} {edited.shape}"
+    if kind == "recolour":
+        colour = rng.choice(
+            [
+                c
+                for c in COLOURS
+                if c not in (scene.background, edited.colour) and (c, edited.shape) not in taken
+            ]
+        )
+        target, t_ins = scene.with_object(index, colour=colour), f"make the {name} {colour}"
+    elif kind == "reshape":
+        shape = rng.choice([s for s in SHAPES if (edited.colour, s) not in taken])
+        target, t_ins = scene.with_object(index, shape=shape), f"turn the {name} into a {shape}"
+    elif kind == "remove":
+        target, t_ins = scene.without(index), f"remove the {name}"
+    else:
+        raise ValueError(f"edit kind {kind!r}: expected one of {KINDS}")
+    return WorldEdit(scene, target, kind, index, t_ins, bool(distractors(scene, index)))
+
+
+def distractors(scene: Scene, index: int) -> list[int]:
+    """The other objects that share object `index`'s colour or its shape."""
+    edited = scene.objects[index]
+    return [
+        i
+        for i, o in enumerate(scene.objects)
+        if i != index and (o.colour == edited.colour or o.shape == edited.shape)
+    ]
+
+
+def beside(cell: int, other: int) -> bool:
+    """Whether two cells of the 3x3 grid touch, by a side or a corner."""
+    return cell != other and max(abs(cell // 3 - other // 3), abs(cell % 3 - other % 3)) == 1
+
+
+def world_session(
+    seed: int, index: int, kind: str, distractor: bool, turns: int = 1, namespace: str = "test"
+) -> tuple[WorldEdit, ...]:
+    """Test session `index` of `seed`: a scene of 2-3 objects and `turns` chained edits.
+
+    Turn 1 is of `kind`, on a scene drawn until it has a distractor beside the edited object
+    (`distractor`) or no similar object at all (not `distractor`). Each later turn edits the
+    previous turn's target: a random object and kind (never removing the last object), its
+    distractor flag as the scene has it.
+    """
+    rng = random.Random(RNG.format(namespace=namespace, seed=seed, index=index))
+    scene, edited = _test_scene(rng, distractor)
+    session = [edit_scene(scene, edited, kind, rng)]
+    while len(session) < turns:
+        scene = session[-1].target
+        kinds = KINDS if len(scene.objects) > 1 else tuple(k for k in KINDS if k != "remove")
+        session.append(edit_scene(scene, rng.randrange(len(scene.objects)), rng.choice(kinds), rng))
+    return tuple(session)
+
+
+def _test_scene(rng: random.Random, distractor: bool) -> tuple[Scene, int]:
+    """A scene and the object to edit, drawn until the distractor condition holds."""
+    while True:
+        scene = draw_scene(rng, rng.choice(TEST_OBJECTS))
+        edited = rng.randrange(len(scene.objects))
+        similar = distractors(scene, edited)
+        cell = scene.objects[edited].cell
+        if distractor and any(beside(cell, scene.objects[i].cell) for i in similar):
+            return scene, edited
+        if not distractor and not similar:
+            return scene, edited

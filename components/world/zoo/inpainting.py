@@ -1,0 +1,237 @@
+"""The world's generator: a Stable Diffusion inpainting pipeline trained on world scenes.
+
+Built from diffusers' own parts and saved in the layout `StableDiffusionInpaintPipeline`
+loads (vae/, unet/ with 9 input channels, text_encoder/, tokenizer/, scheduler/), so the
+project's one inpainting loader reads it as it reads SD 1.5 inpainting. Trained as SD
+inpainting models are, in two steps:
+
+1. the VAE, for reconstruction (4x downsampling: 64-pixel scenes give 16x16 latents), its
+   `scaling_factor` then set to one over the latents' standard deviation, as SD's 0.18215 was;
+2. the 9-channel UNet with the text encoder, on the noise-prediction objective, given
+   [z_t, mask, masked-image latent] and the scene's caption. Masks are one object's pixels
+   (dilated), one object's box, or a random box, so the model learns to paint inside a hole
+   what the caption says is there and the unmasked context lacks; one prompt in ten is empty,
+   for classifier-free guidance.
+
+The tokenizer is OpenAI CLIP's BPE (the one SD's tokenizer/ holds), written here from the copy
+open_clip ships.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    DDPMScheduler,
+    StableDiffusionInpaintPipeline,
+    UNet2DConditionModel,
+)
+from scipy.ndimage import binary_dilation
+from tqdm import tqdm
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+from components.world.zoo.scenes import ScenePool
+
+TEXT_WIDTH = 64
+CONTEXT = 40  # tokens; the longest world caption has 32
+EMPTY_PROMPT = 0.1  # share of captions dropped in training, for classifier-free guidance
+DILATION = 2  # pixels around an object's mask or box
+INITIAL_LOGVAR = -10.0
+
+
+@dataclass(frozen=True)
+class InpaintingTraining:
+    vae_steps: int
+    unet_steps: int
+    batch: int = 32
+    vae_batch: int = 8  # whole scenes: GroupNorm's statistics of a crop are not a scene's
+    vae_lr: float = 2e-3
+    unet_lr: float = 5e-4
+
+
+def train_inpainting(
+    out: Path, pool: ScenePool, training: InpaintingTraining, seed: int, progress: bool = True
+) -> Path:
+    """Train the VAE, then the UNet and text encoder, on `pool`; save the pipeline to `out`."""
+    side = pool.pixels.shape[1]
+    vae = _train_vae(pool, training, seed, progress)
+    tokenizer = clip_tokenizer()
+    torch.manual_seed(seed + 1)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=TEXT_WIDTH,
+            intermediate_size=4 * TEXT_WIDTH,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=CONTEXT,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    unet = UNet2DConditionModel(
+        sample_size=side // 4,
+        in_channels=9,  # [z_t, mask, masked-image latent]
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=TEXT_WIDTH,
+        attention_head_dim=4,
+        norm_num_groups=16,
+    )
+    noise_schedule = DDPMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False
+    )  # SD 1.5's schedule
+    _train_unet(unet, text_encoder, tokenizer, vae, noise_schedule, pool, training, seed, progress)
+    pipeline = StableDiffusionInpaintPipeline(
+        vae=vae.eval(),
+        text_encoder=text_encoder.eval(),
+        tokenizer=tokenizer,
+        unet=unet.eval(),
+        scheduler=DDIMScheduler.from_config(
+            noise_schedule.config, set_alpha_to_one=False, steps_offset=1
+        ),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipeline.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def clip_tokenizer(context: int = CONTEXT) -> CLIPTokenizer:
+    """OpenAI CLIP's tokenizer (49,408 tokens), from the BPE merges open_clip ships."""
+    with gzip.open(open_clip.tokenizer.default_bpe(), "rt", encoding="utf-8") as handle:
+        merges = handle.read().split("\n")[1 : 49152 - 256 - 2 + 1]
+    alphabet = list(open_clip.tokenizer.bytes_to_unicode().values())
+    vocab = alphabet + [v + "</w>" for v in alphabet] + ["".join(m.split()) for m in merges]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    return CLIPTokenizer(
+        vocab={token: i for i, token in enumerate(vocab)},
+        merges=[tuple(m.split()) for m in merges],
+        model_max_length=context,
+        pad_token="<|endoftext|>",
+    )
+
+
+def _train_vae(
+    pool: ScenePool, training: InpaintingTraining, seed: int, progress: bool
+) -> AutoencoderKL:
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 3,  # two downsamplings: 4x
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(16, 32, 32),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        mid_block_add_attention=False,
+        sample_size=pool.pixels.shape[1],
+    )
+    with torch.no_grad():  # start the posterior's log-variance near exp(-10): sampled latents
+        channels = vae.config.latent_channels  # are then the means, and reconstruction learns
+        vae.quant_conv.weight[channels:] = 0  # at once; the KL term may widen it later
+        vae.quant_conv.bias[channels:] = INITIAL_LOGVAR
+    optimiser = torch.optim.AdamW(vae.parameters(), lr=training.vae_lr)
+    sampler = torch.Generator().manual_seed(seed)
+    for _ in tqdm(
+        range(training.vae_steps), desc="vae", unit="step", disable=not progress, mininterval=10
+    ):
+        x = pool.images(torch.randint(len(pool), (training.vae_batch,), generator=sampler))
+        x = x * 2 - 1
+        posterior = vae.encode(x).latent_dist
+        reconstruction = vae.decode(posterior.sample(sampler)).sample
+        loss = F.mse_loss(reconstruction, x) + 1e-6 * posterior.kl().mean()
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+    vae.eval().requires_grad_(False)
+    with torch.no_grad():
+        index = torch.arange(min(len(pool), 512))
+        latents = vae.encode(pool.images(index) * 2 - 1).latent_dist.mode()
+    vae.register_to_config(scaling_factor=float(1 / latents.std()))
+    return vae
+
+
+def _train_unet(
+    unet: UNet2DConditionModel,
+    text_encoder: CLIPTextModel,
+    tokenizer: CLIPTokenizer,
+    vae: AutoencoderKL,
+    noise_schedule: DDPMScheduler,
+    pool: ScenePool,
+    training: InpaintingTraining,
+    seed: int,
+    progress: bool,
+) -> None:
+    parameters = [*unet.parameters(), *text_encoder.parameters()]
+    optimiser = torch.optim.AdamW(parameters, lr=training.unet_lr, weight_decay=0.01)
+    sampler, rng = (
+        torch.Generator().manual_seed(seed),
+        random.Random(f"regionedit-world-masks:{seed}"),
+    )
+    scale = vae.config.scaling_factor
+    unet.train(), text_encoder.train()
+    for _ in tqdm(
+        range(training.unet_steps),
+        desc="inpainting",
+        unit="step",
+        disable=not progress,
+        mininterval=10,
+    ):
+        index = torch.randint(len(pool), (training.batch,), generator=sampler)
+        x = pool.images(index) * 2 - 1
+        mask = torch.from_numpy(np.stack([_training_mask(pool, i, rng) for i in index.tolist()]))
+        mask = mask[:, None].float()
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.sample(sampler) * scale
+            masked = vae.encode(x * (mask < 0.5)).latent_dist.sample(sampler) * scale
+        m = F.interpolate(mask, size=z.shape[-2:])
+        noise = torch.randn(z.shape, generator=sampler)
+        t = torch.randint(noise_schedule.config.num_train_timesteps, (len(z),), generator=sampler)
+        captions = ["" if rng.random() < EMPTY_PROMPT else c for c in pool.captions(index)]
+        ids = tokenizer(
+            captions, padding="max_length", max_length=CONTEXT, truncation=True, return_tensors="pt"
+        ).input_ids
+        states = text_encoder(ids, return_dict=False)[0]
+        z_t = noise_schedule.add_noise(z, noise, t)
+        prediction = unet(torch.cat([z_t, m, masked], 1), t, states, return_dict=False)[0]
+        loss = F.mse_loss(prediction, noise)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimiser.step()
+
+
+def _training_mask(pool: ScenePool, index: int, rng: random.Random) -> np.ndarray:
+    """One object's dilated pixels, one object's box, or a random box (side x side, bool)."""
+    side = pool.pixels.shape[1]
+    objects = [k for k in range(len(pool.scenes[index].objects))]
+    kind = rng.random()
+    mask = np.zeros((side, side), bool)
+    if kind < 0.7:
+        pixels = pool.masks[index, rng.choice(objects)]
+        if kind < 0.4:
+            return binary_dilation(pixels, iterations=DILATION)
+        ys, xs = np.nonzero(pixels)
+        top, left = max(ys.min() - DILATION, 0), max(xs.min() - DILATION, 0)
+        mask[top : ys.max() + DILATION + 1, left : xs.max() + DILATION + 1] = True
+        return mask
+    height, width = rng.randint(side // 6, side // 2), rng.randint(side // 6, side // 2)
+    top, left = rng.randint(0, side - height), rng.randint(0, side - width)
+    mask[top : top + height, left : left + width] = True
+    return mask

@@ -1,0 +1,68 @@
+"""Prefect flow for the `world-checks` stage: each world model alone, then the method's loss
+over given regions with the generator in the loop (DESIGN §10)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import torch
+from prefect import flow, get_run_logger
+from tqdm import tqdm
+
+from components.config import Params
+from components.evaluation.labels import provenance
+from components.method.build import build_region_edit_model
+from components.world.checks import clip_check, inpainting_check
+from components.world.edits import KINDS, world_session
+from components.world.landscape import REGIONS, TERMS, region_losses, summarise
+
+NAMESPACE = "landscape"  # its own scenes: neither training's, the zoo's nor the test sets'
+
+
+@flow(name="world-checks")
+def world_checks_flow(params: Params, metrics: Path, landscape: Path) -> dict:
+    """The models' checks (components/world/checks.py) and the loss landscape, in `metrics`."""
+    world, models = params.world, params.models
+    checks: dict = {"profile": params.profile, "models": provenance(models)}
+    for name, clip in (("clip", models.clip), ("metric_clip", models.metric_clip)):
+        checks[f"{name}/swapped_caption_accuracy"] = clip_check(clip, params.seed, world.side)
+    checks |= inpainting_check(
+        models.inpainting, params.method, params.seed, world.side, world.zoo.checks
+    )
+    checks |= {
+        f"landscape/{k}": v for k, v in loss_landscape(params, world.zoo.checks, landscape).items()
+    }
+    metrics.parent.mkdir(parents=True, exist_ok=True)
+    metrics.write_text(json.dumps(checks, indent=2) + "\n")
+    get_run_logger().info("world checks: %s", checks)
+    return checks
+
+
+def loss_landscape(params: Params, count: int, out: Path) -> dict:
+    """L_CLIP and its terms for the ground-truth, empty, whole-image and random same-area
+    regions of `count` held-out world edits (kinds in turn, half with a distractor), with the
+    method's frozen models and an untrained head (the head does not enter L_CLIP). Writes one
+    row per edit and region to `out` (CSV); return the means and win rates."""
+    torch.manual_seed(params.seed)
+    model = build_region_edit_model(params.models, params.method).eval()
+    rows, table = [], []
+    for index in tqdm(range(count), desc="landscape", unit="edit"):
+        kind = KINDS[index % len(KINDS)]
+        distractor = index % 2 == 0
+        (edit,) = world_session(params.seed, index, kind, distractor, namespace=NAMESPACE)
+        scores = region_losses(model, edit, params.seed * 1_000_003 + index)
+        rows.append(scores)
+        for region in REGIONS:
+            table.append(
+                {"edit": index, "kind": kind, "distractor": distractor, "region": region}
+                | scores[region]
+            )
+    summary = {"edits": float(count), **summarise(rows)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["edit", "kind", "distractor", "region", *TERMS, "cells"])
+        writer.writeheader()
+        writer.writerows(table)
+    return summary
