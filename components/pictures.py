@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from components.method.mask import upsample
 
 _REGION_TINT = np.array([255, 64, 32], dtype=np.float32)
+_OUTLINE = np.array([0, 230, 0], dtype=np.uint8)  # the ground truth's edge over a region
 
 
 def region_grid(
@@ -38,6 +39,20 @@ def overlay_region(image: Image.Image, mask: Image.Image) -> Image.Image:
     pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
     tinted = pixels * (1 - alpha) + _REGION_TINT * alpha
     return Image.fromarray(tinted.round().astype(np.uint8), "RGB")
+
+
+def outline_region(image: Image.Image, mask: Image.Image) -> Image.Image:
+    """`image` with the one-pixel boundary of `mask` ("L", white = inside) drawn in green."""
+    inside = (
+        mask.convert("L")
+        .resize(image.size, Image.Resampling.NEAREST)
+        .point(lambda v: 255 if v >= 128 else 0)
+    )
+    eroded = inside.filter(ImageFilter.MinFilter(3))
+    boundary = np.asarray(inside) > np.asarray(eroded)
+    pixels = np.array(image.convert("RGB"))
+    pixels[boundary] = _OUTLINE
+    return Image.fromarray(pixels, "RGB")
 
 
 def comparison_grid(rows: list[list[Image.Image]], height: int = 160) -> Image.Image:

@@ -43,6 +43,16 @@ from flows.train import scale_run_id, trained_head
 BENCHMARKS = ("emu_edit", "magicbrush")
 # ours, the trivial systems and the ceiling (DESIGN §10), under these names in the scores
 SYSTEMS = ("ours", "untrained", "whole_image", "random_area", "ground_truth", "baseline", "copy")
+EVERY_SCALE = ("ours", "copy")  # the others do not depend on the scale's head: run once
+
+
+def systems_at(params: Params, scale: str) -> tuple[str, ...]:
+    """The systems evaluated at `scale`: ours and the copy at every scale, the rest (which no
+    head trained at a scale changes) once, at the largest scale, where the report reads them."""
+    largest = max(params.scales, key=params.scales.__getitem__)
+    return SYSTEMS if scale == largest else tuple(s for s in SYSTEMS if s in EVERY_SCALE)
+
+
 log = logging.getLogger(__name__)
 
 
@@ -65,7 +75,7 @@ def evaluate_benchmark(
     out: Path,
     limit: int | None,
 ) -> BenchmarkResult:
-    """Every system of SYSTEMS on one benchmark, each edit cached in `out/<system>`."""
+    """The scale's systems (`systems_at`) on one benchmark, each edit cached in `out/<system>`."""
     untrained = Editor.from_params(params)  # the seeded head, the same one every time
     editor = untrained.with_head(checkpoint) if checkpoint else untrained
     cfg = params.evaluate
@@ -81,7 +91,7 @@ def evaluate_benchmark(
     }
     available = {name: CachedSystem(edit, EditCache(out / name)) for name, edit in edits.items()}
     available["copy"] = copy_of_input  # it costs nothing: not cached
-    systems = {name: available[name] for name in SYSTEMS}  # in the scores' order
+    systems = {name: available[name] for name in systems_at(params, scale)}  # scores' order
     clip, pretrained = metric_clip(params, benchmark)
     metric_models = load_metric_models(clip, pretrained, params.models.dino)
     rows, grid = cfg.grid_rows, editor.model.encoders.grid
@@ -120,7 +130,7 @@ def what_ran(params: Params, scale: str, benchmark: str, checkpoint: Path | None
         "metric_models": {
             "clip": clip,
             "clip_pretrained": pretrained,
-            "clip_weights": weights(clip, params.models.zoo, pretrained, open_clip=True),
+            "clip_weights": weights(clip, params.models.zoo, pretrained, True, params.models.world),
             "dino": params.models.dino,
         },
         "baseline_settings": {
@@ -152,7 +162,7 @@ def evaluate_flow(
     if checkpoint is None:
         logger.warning("scale %s has no trained head: evaluating an untrained, seeded head", scale)
     out = out or Path(params.evaluate.out) / scale / benchmark
-    reuse_only_same_settings(out, params, benchmark, data, checkpoint)
+    reuse_only_same_settings(out, params, scale, benchmark, data, checkpoint)
     result = evaluate_benchmark(
         params, scale, benchmark, data, checkpoint, out, limit or params.evaluate.limit
     )
@@ -187,7 +197,7 @@ def evaluate_flow(
 
 
 def reuse_only_same_settings(
-    out: Path, params: Params, benchmark: str, data: Path, checkpoint: Path | None
+    out: Path, params: Params, scale: str, benchmark: str, data: Path, checkpoint: Path | None
 ) -> None:
     """Cached edits are reused (resume) only when the head, models, method, describe and
     evaluation settings and the data are the same; otherwise the folder starts over."""
@@ -196,7 +206,7 @@ def reuse_only_same_settings(
     evaluation = params.evaluate.model_dump(exclude={"limit", "grid_rows", "out", "profile"})
     identity = {
         "head": head,
-        "systems": list(SYSTEMS),
+        "systems": list(systems_at(params, scale)),
         "benchmark": benchmark,
         "data": str(data),
         "settings": settings,
@@ -223,7 +233,8 @@ def _write(out: Path, result: BenchmarkResult) -> None:
         writer = csv.DictWriter(handle, columns)
         writer.writeheader()
         writer.writerows(result.rows)
-    comparison_grid(result.pictures).save(out / "grid.png")
+    if result.pictures:
+        comparison_grid(result.pictures).save(out / "grid.png")
 
 
 def _log(

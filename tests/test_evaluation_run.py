@@ -272,15 +272,15 @@ def test_cached_edits_are_reused_only_with_the_same_settings(zoo_params, tmp_pat
     from flows.evaluate import reuse_only_same_settings
 
     out, data = tmp_path / "emu", tmp_path / "data"
-    reuse_only_same_settings(out, zoo_params, "emu_edit", data, None)
+    reuse_only_same_settings(out, zoo_params, "1M", "emu_edit", data, None)
     (out / "ours").mkdir()
     (out / "ours" / "0.json").write_text("{}")
-    reuse_only_same_settings(out, zoo_params, "emu_edit", data, None)  # a resume
+    reuse_only_same_settings(out, zoo_params, "1M", "emu_edit", data, None)  # a resume
     assert (out / "ours" / "0.json").is_file()
     changed = zoo_params.model_copy(
         update={"method": zoo_params.method.model_copy(update={"tau": 0.9})}
     )
-    reuse_only_same_settings(out, changed, "emu_edit", data, None)
+    reuse_only_same_settings(out, changed, "1M", "emu_edit", data, None)
     assert not (out / "ours").exists() and (out / "identity.json").is_file()
 
 
@@ -301,3 +301,12 @@ def test_the_evaluation_record_says_what_ran(zoo_params, tmp_path):
         f"evaluate 1M: default profile, {zoo_params.scales['1M']} training samples, "
         "random models, untrained head"
     )
+
+
+def test_the_systems_no_head_changes_run_once_at_the_largest_scale(zoo_params):
+    from flows.evaluate import SYSTEMS, systems_at
+
+    scales = {"1M": 10, "2M": 30, "3M": 20}
+    params = zoo_params.model_copy(update={"scales": scales})
+    assert systems_at(params, "2M") == SYSTEMS
+    assert systems_at(params, "1M") == systems_at(params, "3M") == ("ours", "copy")

@@ -19,12 +19,13 @@ from diffusers import StableDiffusionInpaintPipeline
 from components.config import MethodConfig, ModelsConfig, Params, WorldZooConfig
 from components.data.scenes import scene_graph
 from components.describe.template import parse_scene
+from components.evaluation.metrics import on_grid
 from components.method.build import build_region_edit_model
 from components.models.inpainting import load_inpainting
 from components.models.loading import load_clip
 from components.world.checks import clip_check, inpainting_check
 from components.world.edits import world_session
-from components.world.landscape import grid_cells, random_cells, region_losses
+from components.world.landscape import random_cells, region_losses
 from components.world.zoo.build import METHOD_CLIP, build_world_zoo
 from components.world.zoo.clip import ClipTraining, train_clip
 from components.world.zoo.inpainting import CONTEXT, clip_tokenizer
@@ -124,7 +125,7 @@ def test_the_landscape_scores_each_region_with_the_training_steps_losses(world_p
     model = build_region_edit_model(world_params.models, world_params.method).eval()
     (edit,) = world_session(0, 0, "recolour", distractor=True, namespace="landscape")
     scores = region_losses(model, edit, seed=0)
-    truth = grid_cells(edit.region(64), 8)
+    truth = on_grid(edit.region(64), 8)
     assert scores["ground_truth"]["cells"] == truth.sum() == scores["random_area"]["cells"]
     assert scores["whole_image"]["cells"] == 64 and scores["empty"]["cells"] == 0
     # the empty region changes nothing: no structure change, and no step along T_e - T_o
@@ -135,6 +136,6 @@ def test_the_landscape_scores_each_region_with_the_training_steps_losses(world_p
 def test_grid_cells_hold_every_pixel_of_the_region():
     region = np.zeros((64, 64), bool)
     region[7:9, 15:17] = True  # four pixels over four cells
-    cells = grid_cells(region, 8)
+    cells = on_grid(region, 8)
     assert cells.sum() == 4 and cells[0, 1] and cells[1, 2]
-    assert random_cells(cells, 3).sum() == 4
+    assert random_cells(cells.astype(np.float32), 3).sum() == 4

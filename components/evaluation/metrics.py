@@ -20,7 +20,8 @@ the source with the edit, so it is not part of the region the head chose.
   empty_region = 1 where nothing was repainted, so its mean is the share of empty regions;
   region_iou = |R ∩ M| / |R ∪ M|, region_precision = |R ∩ M| / |R|, region_recall =
   |R ∩ M| / |M|, in pixels at M's size (R resized, nearest); the `_grid` three on the head's
-  patch grid, a cell inside R or M when at least half its pixels are (GRID_CELL_SHARE);
+  patch grid, a cell inside R or M when any of its pixels is: the cells the head must mark
+  for the generator to repaint the whole edit (and no small object leaves the grid empty);
   edit_success = 1 when the edit is the rendered one, judged in pixels, never by a model: inside
   M at least EDIT_INSIDE_SHARE of pixels match the target and beyond a band of EDIT_BAND pixels
   around M at least EDIT_OUTSIDE_SHARE match the input, a pixel matching when no channel differs
@@ -60,7 +61,6 @@ KNOWN_ANSWER_METRICS = (*OVERLAP_METRICS, *GRID_METRICS, "edit_success")
 REGION_METRICS = ("region_fraction", "empty_region", *KNOWN_ANSWER_METRICS)
 DISTRACTOR_GROUPS = ("distractor", "no distractor")  # is a similar object beside the edited one?
 REPAINTED = 255  # a pixel of a system's region is in R from here on: the edit replaced it
-GRID_CELL_SHARE = 0.5  # most, not any: an object that grazes a cell does not claim it
 # edit_success: the world's renderer is the judge (DESIGN §10)
 EDIT_TOLERANCE = 0.2  # on [0, 1], per channel: what bicubic resizing and the VAE may move
 EDIT_INSIDE_SHARE = 0.8  # of the ground-truth region that must look like the target
@@ -173,10 +173,9 @@ def inside(
 
 def on_grid(pixels: np.ndarray, grid: int) -> np.ndarray:
     """Pixels -> the head's grid x grid patch cells (the model sees the image squashed to a
-    square, so a cell covers 1/grid of each side); a cell is inside when at least
-    GRID_CELL_SHARE of its pixels are."""
-    share = F.adaptive_avg_pool2d(torch.from_numpy(pixels).double()[None, None], grid)
-    return (share[0, 0] >= GRID_CELL_SHARE).numpy()
+    square, so a cell covers 1/grid of each side); a cell is inside when any of its pixels is."""
+    share = F.adaptive_max_pool2d(torch.from_numpy(pixels).double()[None, None], grid)
+    return (share[0, 0] > 0).numpy()
 
 
 def overlap(predicted: np.ndarray, truth: np.ndarray) -> Overlap:

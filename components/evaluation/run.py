@@ -37,7 +37,7 @@ from components.evaluation.systems import (
     EditRequest,
     System,
 )
-from components.pictures import overlay_region
+from components.pictures import outline_region, overlay_region
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def evaluate_emu_edit(
             result.rows.append(
                 {"system": name, "task": case.task, **_row(record), **_measured(values)}
             )
-        _picture(result, grid_rows, image, edits)
+        _picture(result, grid_rows, image, edits, answer)
     _note_skipped("emu_edit", skipped, len(cases))
     result.scores = _scores(metrics) | _scores(regions)
     return result
@@ -141,7 +141,7 @@ def evaluate_magicbrush(
                         replace(request, id=f"{case_id}-multi", image=chain[name][0])
                     )
                 )
-            _picture(result, grid_rows, image, edits)
+            _picture(result, grid_rows, image, edits, answer)
         for name, edit in chain.items():  # `answer` is the final turn's
             score(f"{name}/multi", session.turns[-1], answer, edit)
     _note_skipped("magicbrush", skipped, sum(len(session.turns) for session in sessions))
@@ -186,11 +186,27 @@ def _row(record: EditRecord) -> dict:
     return row
 
 
-def _picture(result: BenchmarkResult, rows: int, image: Image.Image, edits: dict) -> None:
-    """input | our region | ours | baseline, for the first `rows` inputs."""
-    if len(result.pictures) < rows and {"ours", "baseline"} <= edits.keys():
-        ours, region, _ = edits["ours"]
-        result.pictures.append([image, overlay_region(image, region), ours, edits["baseline"][0]])
+def _picture(
+    result: BenchmarkResult,
+    rows: int,
+    image: Image.Image,
+    edits: dict,
+    answer: KnownAnswer | None,
+) -> None:
+    """input | our region (with the ground truth's outline where known) | ours | baseline |
+    target, for the first `rows` inputs; the baseline and the target where there are."""
+    if len(result.pictures) >= rows:
+        return
+    ours, region, _ = edits["ours"]
+    shown = overlay_region(image, region)
+    if answer is not None:
+        shown = outline_region(shown, answer.mask)
+    row = [image, shown, ours]
+    if "baseline" in edits:
+        row.append(edits["baseline"][0])
+    if answer is not None:
+        row.append(answer.target)
+    result.pictures.append(row)
 
 
 def _measured(values: dict[str, float]) -> dict[str, float]:

@@ -3,11 +3,12 @@ score the best loss with the generator in the loop?
 
 For held-out world edits, the method's own `region_losses` (the training step's generation,
 composition and CLIP terms) scores four regions on the head's patch grid: the ground truth
-(every cell the ground-truth edit region touches: what the head must mark for the generator
-to repaint the whole object), the empty region, the whole image, and a random block of as many
-cells. L_semAlign does not depend on the region (it reads the head's features), so the
-ranking of L_total over regions is that of L_CLIP, which is what is reported. If the ground
-truth does not score best, no optimiser can find it, and the world's models are at fault.
+(every cell the ground-truth edit region touches, as `on_grid` counts it: what the head must
+mark for the generator to repaint the whole object), the empty region, the whole image, and a
+random block of as many cells. L_semAlign does not depend on the region (it reads the head's
+features), so the ranking of L_total over regions is that of L_CLIP, which is reported. If
+the ground truth does not score best, no optimiser can find it: the world's models are at
+fault.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from components.evaluation.metrics import on_grid
 from components.evaluation.systems import EditRequest, random_area
 from components.method.mask import to_grid
 from components.method.model import RegionEditModel
@@ -35,7 +37,7 @@ def region_losses(model: RegionEditModel, edit: WorldEdit, seed: int) -> dict[st
     pixels = pixels.to(device)
     features = model.frozen_features(pixels, [edit.t_o], [edit.t_ins], [edit.t_e])
     grid = to_grid(features.f_img[..., 0]).shape[-1]
-    truth = grid_cells(edit.region(side), grid)
+    truth = on_grid(edit.region(side), grid).astype(np.float32)
     regions = {
         "ground_truth": truth,
         "empty": np.zeros_like(truth),
@@ -50,13 +52,6 @@ def region_losses(model: RegionEditModel, edit: WorldEdit, seed: int) -> dict[st
         )
         scores[name] = {term: float(terms[term]) for term in TERMS} | {"cells": int(cells.sum())}
     return scores
-
-
-def grid_cells(region: np.ndarray, grid: int) -> np.ndarray:
-    """The grid x grid cells that hold any pixel of a side x side boolean region."""
-    side = region.shape[0]
-    cells = region.reshape(grid, side // grid, grid, side // grid).any(axis=(1, 3))
-    return cells.astype(np.float32)
 
 
 def random_cells(truth: np.ndarray, seed: int) -> np.ndarray:
