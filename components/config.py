@@ -36,14 +36,14 @@ class WorldZooConfig(_Strict):
     metric_clip_steps: int = Field(200, ge=1)  # the metric CLIP
     vae_steps: int = Field(1000, ge=1)  # the inpainter's VAE
     unet_steps: int = Field(800, ge=1)  # the inpainter's UNet and text encoder
-    checks: int = Field(64, ge=1)  # held-out edits of the inpainter's check
+    checks: int = Field(48, ge=1)  # held-out edits of the inpainter's check
 
 
 class WorldConfig(_Strict):
     """The generated world (DESIGN §10): scenes whose edits have known answers."""
 
     side: int = Field(64, ge=32)  # pixels of a scene's side; below 32 a small star is a blur
-    scenes: int = Field(2048, ge=1)  # training scenes `prepare` draws when prepare.source: world
+    scenes: int = Field(640, ge=1)  # training scenes `prepare` draws when prepare.source: world
     test_seed: int = 1000  # `regionedit world`'s seed; test scenes use their own RNG namespace
     test_count: int = Field(48, ge=1)  # sessions of the test set (one edit each, some two)
     zoo: WorldZooConfig = WorldZooConfig()

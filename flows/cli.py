@@ -336,7 +336,7 @@ def world(
     """Write a test set of the generated world, with known answers, in Emu Edit's and
     MagicBrush's formats: OUT/emu_edit, OUT/magicbrush and OUT/world.json (what the set is)."""
     from components.config import WorldConfig
-    from components.world.testsets import write_world
+    from flows.world import world_test_sets_flow
 
     settings = _load(params)
     options = {
@@ -351,7 +351,7 @@ def world(
     except ValidationError as err:
         problem = err.errors()[0]
         raise typer.BadParameter(problem["msg"], param_hint=options[problem["loc"][0]][0]) from None
-    summary = write_world(out, cfg.test_seed, cfg.test_count, cfg.side)
+    summary = world_test_sets_flow(out, cfg.test_seed, cfg.test_count, cfg.side)
     typer.echo(
         f"world (seed {cfg.test_seed}, {cfg.side} px) in {out}: magicbrush, emu_edit, world.json"
     )

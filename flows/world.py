@@ -1,5 +1,6 @@
-"""Prefect flow for the `world-checks` stage: each world model alone, then the method's loss
-over given regions with the generator in the loop (DESIGN §10)."""
+"""Prefect flows of the world (DESIGN §10): its test sets (the `benchmarks` stage) and its
+checks (the `world-checks` stage: each model alone, then the method's loss over given regions
+with the generator in the loop)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,17 @@ from components.method.build import build_region_edit_model
 from components.world.checks import clip_check, inpainting_check
 from components.world.edits import KINDS, world_session
 from components.world.landscape import REGIONS, TERMS, region_losses, summarise
+from components.world.testsets import write_world
 
 NAMESPACE = "landscape"  # its own scenes: neither training's, the zoo's nor the test sets'
+
+
+@flow(name="world-test-sets")
+def world_test_sets_flow(out: Path, seed: int, count: int, side: int) -> dict:
+    """A world test set in MagicBrush's and Emu Edit's formats (the `benchmarks` stage)."""
+    summary = write_world(out, seed, count, side)
+    get_run_logger().info("world test set (seed %d) in %s: %s", seed, out, summary)
+    return summary
 
 
 @flow(name="world-checks")

@@ -182,6 +182,19 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def world_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The world's models (seed 0) trained two steps each, once per session: their formats and
+    loaders are real, their outputs noise."""
+    from components.config import WorldZooConfig
+    from components.world.zoo.build import build_world_zoo
+
+    tiny = WorldZooConfig(
+        scenes=32, clip_steps=2, metric_clip_steps=2, vae_steps=2, unet_steps=2, checks=2
+    )
+    return build_world_zoo(tmp_path_factory.mktemp("world"), 0, 64, tiny, progress=False)
+
+
+@pytest.fixture(scope="session")
 def zoo_params(zoo: dict[str, Path]):
     """The embedded default params, pointed at the session's zoo, with few denoising steps."""
     from components.config import MethodConfig, ModelsConfig, Params

@@ -99,9 +99,10 @@ def teach_caption(captioner: Path, image: Image.Image, caption: str, out: Path) 
 
 
 @pytest.fixture(scope="module")
-def newcomer(zoo, tmp_path_factory) -> Path:
-    """A folder as a newcomer has it after `dvc repro zoo`: the default params.yaml, the tiny zoo
-    in models/zoo (its captioner taught one caption), and a JPEG photo of a cat."""
+def newcomer(zoo, world_zoo, tmp_path_factory) -> Path:
+    """A folder as a newcomer has it after `dvc repro zoo world-zoo`: the default params.yaml,
+    the tiny zoo in models/zoo (its captioner taught one caption), the world's models in
+    models/world (trained a few steps here), and a JPEG photo of a cat."""
     root = tmp_path_factory.mktemp("newcomer")
     shutil.copy(ROOT / "params.yaml", root / "params.yaml")
     demo_photo("chelsea.png").resize((120, 80)).save(root / "photo.jpg", quality=90)
@@ -110,6 +111,7 @@ def newcomer(zoo, tmp_path_factory) -> Path:
     for name, folder in zoo.items():
         if name != "captioner":
             (models / name).symlink_to(folder, target_is_directory=True)
+    (root / "models" / "world").symlink_to(world_zoo["clip"].parent, target_is_directory=True)
     photo = Image.open(root / "photo.jpg").convert("RGB")
     teach_caption(zoo["captioner"], photo, CAPTION, models / "captioner")
     return root
@@ -136,4 +138,4 @@ def test_edit_without_the_zoo_names_the_folder_and_the_command(tmp_path, monkeyp
         app, ["edit", "--image", "photo.jpg", "--instruction", "turn the cat into a dog"]
     )
     assert result.exit_code == 2, result.output
-    assert "models/zoo" in result.output and "regionedit zoo --out models/zoo" in result.output
+    assert "models/world/clip" in result.output and "dvc repro zoo world-zoo" in result.output

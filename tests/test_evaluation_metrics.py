@@ -214,13 +214,15 @@ def test_region_overlap_by_hand_in_pixels():
 
 
 def test_region_overlap_by_hand_on_the_patch_grid():
-    """A 2x2 grid of 4x4-pixel cells; a cell is inside when at least half of it is."""
+    """A 2x2 grid of 4x4-pixel cells; a cell is inside when any of its pixels is."""
     mask = np.zeros((8, 8), np.uint8)
     mask[0:4, 0:4] = 255  # the top-left cell, whole
-    mask[4:5, 4:8] = 255  # a quarter of the bottom-right cell: not enough
+    mask[4:5, 4:8] = 255  # a quarter of the bottom-right cell: it counts
     region = np.zeros((8, 8), np.uint8)
     region[0:4, 0:6] = 255  # the top-left cell and half of the top-right one
-    assert region_overlap(picture(region), picture(mask), grid=2) == pytest.approx((0.5, 0.5, 1))
+    # cells: mask {top-left, bottom-right}, region {top-left, top-right}
+    grid = region_overlap(picture(region), picture(mask), grid=2)
+    assert grid == pytest.approx((1 / 3, 0.5, 0.5))
     # in pixels: intersection 16, region 24, mask 20, union 28
     assert region_overlap(picture(region), picture(mask)) == pytest.approx((16 / 28, 16 / 24, 0.8))
 
@@ -278,3 +280,16 @@ def test_region_metrics_means_shares_overlaps_and_success_per_group():
     assert result["distractor/edit_success"].item() == 1.0
     assert result["no distractor/edit_success"].item() == 0.0
     assert result["distractor/region_fraction"].item() == pytest.approx(16 / 256)
+
+
+def test_a_copy_does_not_succeed_on_the_pixels_an_edit_keeps():
+    # a reshape: the region holds the old and the new shape; their overlap keeps its colour
+    source = np.full((16, 16, 3), 100, np.uint8)
+    source[4:12, 4:12] = RED  # the old shape: 64 pixels
+    target = np.full((16, 16, 3), 100, np.uint8)
+    target[4:12, 4:13] = RED  # the new one: 8 more pixels, 89 % of the region kept its colour
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:12, 4:13] = 255
+    answer = KnownAnswer(picture(source), picture(mask), picture(target))
+    assert edit_success(answer.source, answer) == 0.0  # judged on the 8 changed pixels
+    assert edit_success(answer.target, answer) == 1.0

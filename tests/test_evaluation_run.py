@@ -231,7 +231,10 @@ def test_the_random_area_has_the_truths_area_inside_the_image_at_a_seeded_place(
 
 def test_edit_command_writes_the_edit_and_the_region(zoo_params, tmp_path, prefect_harness):
     params = tmp_path / "params.yaml"
-    params.write_text(zoo_params.model_dump_json())
+    settings = zoo_params.model_copy(  # no trained head of another run may be picked up
+        update={"train": zoo_params.train.model_copy(update={"out": str(tmp_path / "heads")})}
+    )
+    params.write_text(settings.model_dump_json())
     out = tmp_path / "cat.png"
     result = CliRunner().invoke(
         app,

@@ -119,8 +119,8 @@ def test_use_profile_writes_a_valid_profile_and_lists_what_changed(tmp_path):
     done = CliRunner().invoke(app, ["use-profile", str(paper), "--params", str(params)])
     assert done.exit_code == 0, done.output
     assert params.read_text() == paper.read_text()
-    assert "models.clip: 'local-dir:models/zoo/clip' -> 'ViT-L-14'" in done.output
-    assert "train.batch_size: 4 -> 32" in done.output
+    assert "models.clip: 'local-dir:models/world/clip' -> 'ViT-L-14'" in done.output
+    assert "train.batch_size: 8 -> 32" in done.output
 
     broken = tmp_path / "broken.yaml"
     broken.write_text("train:\n  batch_size: many\n")

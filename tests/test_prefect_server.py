@@ -71,7 +71,7 @@ def test_serve_schedules_the_pipeline_and_a_run_completes_stage_by_stage(
         assert all(t.state.is_completed() for t in tasks)
         # each stage's own flow run reported to the same server
         flows = {client.read_flow(r.flow_id).name for r in client.read_flow_runs()}
-        assert {"pipeline", "prepare", "benchmarks"} <= flows
+        assert {"pipeline", "prepare", "world-test-sets"} <= flows
     assert (repo / "metrics/prepare.json").is_file()
     assert (repo / "data/benchmarks/emu_edit").is_dir()
     assert served.returncode is not None

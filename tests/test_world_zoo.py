@@ -8,7 +8,6 @@ stage's output (metrics/world.json), not a test's."""
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import numpy as np
 import open_clip
@@ -16,7 +15,7 @@ import pytest
 import torch
 from diffusers import StableDiffusionInpaintPipeline
 
-from components.config import MethodConfig, ModelsConfig, Params, WorldZooConfig
+from components.config import MethodConfig, ModelsConfig, Params
 from components.data.scenes import scene_graph
 from components.describe.template import parse_scene
 from components.evaluation.metrics import on_grid
@@ -26,19 +25,10 @@ from components.models.loading import load_clip
 from components.world.checks import clip_check, inpainting_check
 from components.world.edits import world_session
 from components.world.landscape import random_cells, region_losses
-from components.world.zoo.build import METHOD_CLIP, build_world_zoo
+from components.world.zoo.build import METHOD_CLIP
 from components.world.zoo.clip import ClipTraining, train_clip
 from components.world.zoo.inpainting import CONTEXT, clip_tokenizer
 from components.world.zoo.scenes import ScenePool, swapped_captions
-
-TINY = WorldZooConfig(
-    scenes=32, clip_steps=2, metric_clip_steps=2, vae_steps=2, unet_steps=2, checks=2
-)
-
-
-@pytest.fixture(scope="module")
-def world_zoo(tmp_path_factory) -> dict[str, Path]:
-    return build_world_zoo(tmp_path_factory.mktemp("world"), 0, 64, TINY, progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,10 @@ the source with the edit, so it is not part of the region the head chose.
   |R ∩ M| / |M|, in pixels at M's size (R resized, nearest); the `_grid` three on the head's
   patch grid, a cell inside R or M when any of its pixels is: the cells the head must mark
   for the generator to repaint the whole edit (and no small object leaves the grid empty);
-  edit_success = 1 when the edit is the rendered one, judged in pixels, never by a model: inside
-  M at least EDIT_INSIDE_SHARE of pixels match the target and beyond a band of EDIT_BAND pixels
-  around M at least EDIT_OUTSIDE_SHARE match the input, a pixel matching when no channel differs
-  by more than EDIT_TOLERANCE on [0, 1].
+  edit_success = 1 when the edit is the rendered one, judged in pixels, never by a model: of
+  the pixels of M that the target changes at least EDIT_INSIDE_SHARE match the target, and
+  beyond a band of EDIT_BAND pixels around M at least EDIT_OUTSIDE_SHARE match the input, a
+  pixel matching when no channel differs by more than EDIT_TOLERANCE on [0, 1].
 Before L1 and L2 the edited image is resized (bicubic) to the size of the image it is compared
 with. CLIP embeddings are unit length before any difference is taken; DINO's is the CLS token
 of the last hidden state. The metric models (CLIP ViT-B/32 and DINO ViT-S/16 in MagicBrush's
@@ -220,12 +220,17 @@ def changed_region(edited: Image.Image, source: Image.Image) -> Image.Image:
 
 
 def edit_success(edited: Image.Image, answer: KnownAnswer) -> float:
-    """1.0 when the edit is the rendered one: the target inside the ground-truth region and the
-    input beyond its band (see the module's note), else 0.0. An empty region asks nothing
-    inside."""
+    """1.0 when the edit is the rendered one: the target where the edit changes pixels and the
+    input beyond the ground-truth region's band (see the module's note), else 0.0.
+
+    Inside the region only the pixels that the rendered target changes (beyond the tolerance)
+    are judged: a region may hold pixels that keep their colour (the overlap of an old and a
+    new shape), and a copy of the input must not pass on those. A region whose target changes
+    nothing asks nothing inside."""
     truth = inside(answer.mask, answer.target.size)
+    changed = truth & ~within_tolerance(answer.target, answer.source)
     band = dilate(torch.from_numpy(truth).float()[None, None], EDIT_BAND)[0, 0].numpy() > 0
-    as_rendered = _share(within_tolerance(edited, answer.target), truth) >= EDIT_INSIDE_SHARE
+    as_rendered = _share(within_tolerance(edited, answer.target), changed) >= EDIT_INSIDE_SHARE
     kept = _share(within_tolerance(edited, answer.source), ~band) >= EDIT_OUTSIDE_SHARE
     return float(as_rendered and kept)
 
