@@ -16,7 +16,7 @@ from components.config import Params
 from components.evaluation.labels import provenance
 from components.method.build import build_region_edit_model
 from components.world.checks import clip_check, inpainting_check
-from components.world.edits import KINDS, world_session
+from components.world.edits import held_out_edit
 from components.world.landscape import REGIONS, TERMS, region_losses, summarise
 from components.world.testsets import write_world
 
@@ -59,14 +59,12 @@ def loss_landscape(params: Params, count: int, out: Path) -> dict:
     model = build_region_edit_model(params.models, params.method).eval()
     rows, table = [], []
     for index in tqdm(range(count), desc="landscape", unit="edit"):
-        kind = KINDS[index % len(KINDS)]
-        distractor = index % 2 == 0
-        (edit,) = world_session(params.seed, index, kind, distractor, namespace=NAMESPACE)
+        edit = held_out_edit(params.seed, index, NAMESPACE)
         scores = region_losses(model, edit, params.seed * 1_000_003 + index)
         rows.append(scores)
         for region in REGIONS:
             table.append(
-                {"edit": index, "kind": kind, "distractor": distractor, "region": region}
+                {"edit": index, "kind": edit.kind, "distractor": edit.distractor, "region": region}
                 | scores[region]
             )
     summary = {"edits": float(count), **summarise(rows)}

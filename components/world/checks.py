@@ -21,7 +21,7 @@ from components.evaluation.systems import EditRequest, random_area
 from components.generation.inpainting import InpaintingGenerator
 from components.models.inpainting import load_inpainting
 from components.models.loading import load_clip
-from components.world.edits import KINDS, world_session
+from components.world.edits import held_out_edit
 from components.world.zoo.clip import swapped_caption_accuracy
 from components.world.zoo.scenes import ScenePool
 
@@ -47,8 +47,7 @@ def inpainting_check(
     generator = InpaintingGenerator(load_inpainting(inpainting, method.scheduler))
     scores: dict[str, list[float]] = {"ground_truth": [], "random_area": [], "vae": []}
     for index in tqdm(range(count), desc="inpainting check", unit="edit", disable=not progress):
-        kind = KINDS[index % len(KINDS)]
-        (edit,) = world_session(seed, index, kind, distractor=index % 2 == 0, namespace=NAMESPACE)
+        edit = held_out_edit(seed, index, NAMESPACE)
         source = edit.source_image(side)
         truth = Image.fromarray(edit.region(side).astype(np.uint8) * 255, "L")
         request = EditRequest(f"check-{index}", source, edit.t_ins, edit.t_o, truth)

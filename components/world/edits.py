@@ -137,6 +137,13 @@ def world_session(
     return tuple(session)
 
 
+def held_out_edit(seed: int, index: int, namespace: str) -> WorldEdit:
+    """Edit `index` of a held-out set of one-turn sessions: the kinds in turn, every other one
+    with a distractor (the models' checks and the loss landscape)."""
+    kind, distractor = KINDS[index % len(KINDS)], index % 2 == 0
+    return world_session(seed, index, kind, distractor, namespace=namespace)[0]
+
+
 def _test_scene(rng: random.Random, distractor: bool) -> tuple[Scene, int]:
     """A scene and the object to edit, drawn until the distractor condition holds."""
     while True:

@@ -23,7 +23,7 @@ METHOD_CLIP: dict[str, Any] = {  # ViT-L/14's layout, small: 8-pixel patches, an
     "vision_cfg": {"image_size": 64, "patch_size": 8, "width": 96, "head_width": 32, "layers": 3},
     "text_cfg": {
         "context_length": CONTEXT,
-        "vocab_size": 49408,
+        "vocab_size": VOCAB,
         "width": 64,
         "heads": 4,
         "layers": 2,
@@ -34,7 +34,7 @@ METRIC_CLIP: dict[str, Any] = {  # another shape: 16-pixel patches (4x4), narrow
     "vision_cfg": {"image_size": 64, "patch_size": 16, "width": 64, "head_width": 32, "layers": 3},
     "text_cfg": {
         "context_length": CONTEXT,
-        "vocab_size": 49408,
+        "vocab_size": VOCAB,
         "width": 48,
         "heads": 4,
         "layers": 2,
