@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class _Strict(BaseModel):
@@ -194,6 +201,35 @@ class PipelineConfig(_Strict):
     logs: str = "logs/pipeline"  # one log file per stage and flow run
 
 
+LOSS_WEIGHTS = ("alpha", "beta", "lambda_g", "lambda_d", "lambda_s")  # MethodConfig's (Eqs. 10-11)
+
+
+class AblationsConfig(_Strict):
+    """The paper's loss ablation (Table 4, Figure 6): each ablation trains the method with some
+    loss weights at 0, at one scale, and is evaluated as the scales are (dvc.yaml: ablate)."""
+
+    scale: str = "5M"  # a key of `scales`; Table 4's full model is the paper's 5M one
+    # ablation -> the MethodConfig loss weights it sets to 0
+    zero: dict[str, list[str]] = {
+        "no-semalign": ["alpha"],
+        "no-clip": ["beta"],
+        "no-clip-global": ["lambda_g"],
+        "no-clip-direction": ["lambda_d"],
+        "no-clip-structure": ["lambda_s"],
+    }
+
+    @field_validator("zero")
+    @classmethod
+    def _known_weights(cls, zero: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, weights in zero.items():
+            unknown = sorted(set(weights) - set(LOSS_WEIGHTS))
+            if unknown or not weights:
+                raise ValueError(
+                    f"ablation {name!r} zeroes {weights}: name one or more of {LOSS_WEIGHTS}"
+                )
+        return zero
+
+
 class Params(_Strict):
     """The whole of params.yaml."""
 
@@ -208,6 +244,10 @@ class Params(_Strict):
     evaluate: EvaluateConfig = EvaluateConfig()
     tracking: TrackingConfig = TrackingConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    ablations: AblationsConfig = AblationsConfig()
+    # which of `ablations` these params train and evaluate: set by `Params.ablate` (the CLI's
+    # --ablation), never by hand; null is the method with every loss
+    ablation: str | None = None
     scales: dict[str, int] = {
         "1M": 1_000_000,
         "2M": 2_000_000,
@@ -223,6 +263,40 @@ class Params(_Strict):
         if not counts or any(n < 1 for n in counts) or counts != sorted(set(counts)):
             raise ValueError("scales must map names to strictly increasing positive counts")
         return scales
+
+    @model_validator(mode="after")
+    def _ablations_known(self) -> Params:
+        if self.ablations.scale not in self.scales:
+            raise ValueError(
+                f"ablations.scale {self.ablations.scale!r} is not one of scales {list(self.scales)}"
+            )
+        if self.ablation is not None:
+            zero = self.ablations.zero.get(self.ablation)
+            if zero is None or any(getattr(self.method, weight) != 0 for weight in zero):
+                raise ValueError(
+                    f"ablation {self.ablation!r} is set by --ablation (which zeroes its loss "
+                    f"weights), not in a params file: remove it"
+                )
+        return self
+
+    def ablate(self, name: str) -> Params:
+        """These params for ablation `name`: its loss weights at 0, its checkpoints and
+        evaluation outputs in folders of their own, and its name on every run and record."""
+        if name not in self.ablations.zero:
+            raise ConfigError(
+                f"unknown ablation {name!r}: ablations.zero has {list(self.ablations.zero)}"
+            )
+        zeroed = dict.fromkeys(self.ablations.zero[name], 0.0)
+        return Params.model_validate(
+            self.model_dump()
+            | {
+                "ablation": name,
+                "method": self.method.model_dump() | zeroed,
+                "train": self.train.model_dump() | {"out": f"{self.train.out}/ablations/{name}"},
+                "evaluate": self.evaluate.model_dump()
+                | {"out": f"{self.evaluate.out}/ablations/{name}"},
+            }
+        )
 
 
 class ConfigError(ValueError):

@@ -126,12 +126,20 @@ def train(
     descriptions: Annotated[Path, typer.Option(help="output of describe")] = Path(
         "data/descriptions/descriptions.parquet"
     ),
-    metrics: Annotated[Path, typer.Option(help="final losses, one JSON per scale")] = Path(
-        "metrics/train"
-    ),
-    plots: Annotated[Path, typer.Option(help="loss curves, one CSV per scale")] = Path(
-        "plots/train"
-    ),
+    metrics: Annotated[
+        Path | None,
+        typer.Option(
+            help="final losses, one JSON per scale; default metrics/train (ablations: "
+            "metrics/ablations/<name>)"
+        ),
+    ] = None,
+    plots: Annotated[
+        Path | None,
+        typer.Option(
+            help="loss curves, one CSV per scale; default plots/train (ablations: "
+            "plots/ablations/<name>)"
+        ),
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option(help="continue from the scale's last checkpoint when its config is unchanged"),
@@ -143,13 +151,24 @@ def train(
             "default: run the frozen encoders in every step"
         ),
     ] = None,
+    ablation: Annotated[
+        str | None,
+        typer.Option(
+            help="a loss ablation of params' ablations.zero (paper Table 4), trained at "
+            "ablations.scale unless --scale says otherwise"
+        ),
+    ] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Train the region head on the nested subset of each scale; one MLflow child run each."""
     from components.features.store import FeaturesError
     from flows.train import train_flow
 
-    settings = _load(params)
+    settings = _load(params, ablation)
+    if ablation and not scale:
+        scale = [settings.ablations.scale]
+    folder = Path("ablations") / ablation if ablation else Path("train")
+    metrics, plots = metrics or "metrics" / folder, plots or "plots" / folder
     unknown = sorted(set(scale or ()) - set(settings.scales))
     if unknown:
         typer.echo(
@@ -371,8 +390,11 @@ def world(
 
 @app.command()
 def evaluate(
-    scale: Annotated[str, typer.Option(help="the scale whose head is evaluated")],
     benchmark: Annotated[str, typer.Option(help="emu_edit or magicbrush")],
+    scale: Annotated[
+        str | None,
+        typer.Option(help="the scale whose head is evaluated; with --ablation: ablations.scale"),
+    ] = None,
     data: Annotated[
         Path | None, typer.Option(help="a downloaded copy; default: evaluate.<benchmark>")
     ] = None,
@@ -381,16 +403,24 @@ def evaluate(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="per-sample outputs")] = None,
     metrics: Annotated[
-        Path | None, typer.Option(help="scores JSON; default metrics/<scale>/<benchmark>.json")
+        Path | None,
+        typer.Option(
+            help="scores JSON; default metrics/<scale>/<benchmark>.json (ablations: "
+            "metrics/ablations/<name>/<benchmark>.json)"
+        ),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="a quick look at the first N")] = None,
+    ablation: Annotated[
+        str | None, typer.Option(help="evaluate this loss ablation's head (see `train --ablation`)")
+    ] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Ours and the InstructPix2Pix baseline on Emu Edit or MagicBrush, by their own metrics."""
     from components.evaluation.benchmarks import BenchmarkError
     from flows.evaluate import BENCHMARKS, evaluate_flow
 
-    settings = _load(params)
+    settings = _load(params, ablation)
+    scale = scale or (settings.ablations.scale if ablation else None)
     if benchmark not in BENCHMARKS or scale not in settings.scales:
         typer.echo(
             f"error: --benchmark must be one of {list(BENCHMARKS)} and --scale one of "
@@ -414,9 +444,10 @@ def evaluate(
     )
 
 
-def _load(params: Path) -> Params:
+def _load(params: Path, ablation: str | None = None) -> Params:
     try:
-        return load_params(params)
+        settings = load_params(params)
+        return settings.ablate(ablation) if ablation else settings
     except ConfigError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None

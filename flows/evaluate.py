@@ -48,7 +48,10 @@ EVERY_SCALE = ("ours", "copy")  # the others do not depend on the scale's head: 
 
 def systems_at(params: Params, scale: str) -> tuple[str, ...]:
     """The systems evaluated at `scale`: ours and the copy at every scale, the rest (which no
-    head trained at a scale changes) once, at the largest scale, where the report reads them."""
+    head trained at a scale changes) once, at the largest scale, where the report reads them;
+    a loss ablation only ours (the rest are the scale's own evaluation)."""
+    if params.ablation:
+        return ("ours",)
     largest = max(params.scales, key=params.scales.__getitem__)
     return SYSTEMS if scale == largest else tuple(s for s in SYSTEMS if s in EVERY_SCALE)
 
@@ -119,6 +122,11 @@ def what_ran(params: Params, scale: str, benchmark: str, checkpoint: Path | None
     clip, pretrained = metric_clip(params, benchmark)
     return {
         "profile": params.profile,
+        "ablation": (  # null: every loss
+            {"name": params.ablation, "zeroed": params.ablations.zero[params.ablation]}
+            if params.ablation
+            else None
+        ),
         "training_samples": params.scales[scale],
         "head_state": "trained" if checkpoint else "untrained",
         "models": {
@@ -178,7 +186,8 @@ def evaluate_flow(
         "scores": result.scores,
     }
     _write(out, result)
-    metrics = metrics or Path("metrics") / scale / f"{benchmark}.json"
+    folder = Path("ablations", params.ablation) if params.ablation else Path(scale)
+    metrics = metrics or Path("metrics") / folder / f"{benchmark}.json"
     metrics.parent.mkdir(parents=True, exist_ok=True)
     metrics.write_text(json.dumps(summary, indent=2) + "\n")
     _log(params, scale, checkpoint, benchmark, out, result, summary)
@@ -303,6 +312,11 @@ def report_flow(params: Params, out: Path, metrics: Path = Path("metrics")) -> P
         summaries[scale] = found
     checks = metrics / "world.json"
     world = json.loads(checks.read_text()) if checks.is_file() else None
-    tables = report_tables(summaries, load_published())
+    ablations = {
+        name: json.loads(file.read_text())
+        for name in params.ablations.zero
+        if (file := metrics / "ablations" / name / "emu_edit.json").is_file()
+    }
+    tables = report_tables(summaries, load_published(), ablations, params.ablations.scale)
     write_report(tables, out, metric_notes(summaries), known_answers(summaries), world)
     return out / "tables.md"

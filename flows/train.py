@@ -82,7 +82,7 @@ def train_scale(
         logger.info("resuming scale %s from %s (MLflow run %s)", scale, folder / LAST, run_id)
     run = ScaleRun(scale, prepared, descriptions, folder, loss_curve, run_id, uri, features)
     launch(params, run, resume=previous is not None)
-    return _finish(client, run, metrics, params.scales[scale])
+    return _finish(client, run, metrics, params.scales[scale], params.ablation)
 
 
 def _previous_run(folder: Path, config: str) -> str | None:
@@ -140,7 +140,9 @@ def multi_node_rendezvous() -> list[str]:
     return ["--node-rank=0", f"--master-addr={address}", f"--master-port={port}"]
 
 
-def _finish(client: MlflowClient, run: ScaleRun, metrics: Path, count: int) -> dict:
+def _finish(
+    client: MlflowClient, run: ScaleRun, metrics: Path, count: int, ablation: str | None
+) -> dict:
     """Head weights, artifacts, the registered version, and the final losses for DVC."""
     checkpoint = torch.load(run.folder / LAST, map_location="cpu", weights_only=True)
     head = {
@@ -150,7 +152,7 @@ def _finish(client: MlflowClient, run: ScaleRun, metrics: Path, count: int) -> d
     save_file(head, run.folder / HEAD_FILE)
     client.log_artifact(run.run_id, str(run.folder / HEAD_FILE), "head")
     client.log_artifact(run.run_id, str(run.folder / LAST), "checkpoint")
-    version = register_head(client, run.run_id, "head", run.scale)
+    version = register_head(client, run.run_id, "head", run.scale, ablation)
     parent = client.get_run(run.run_id).data.tags[MLFLOW_PARENT_RUN_ID]
     with run.loss_curve.open(newline="") as handle:
         final = list(csv.DictReader(handle))[-1]

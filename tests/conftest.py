@@ -132,6 +132,7 @@ SMALL_WORLD = {
     "train__max_steps": 20,
     "train__checkpoint_every": 10,
     "train__image_every": 10,
+    "ablations__zero": {"no-clip": ["beta"]},  # one of the loss ablations through its stage
 }
 
 

@@ -45,3 +45,27 @@ def test_scales_must_grow(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml"):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_an_ablation_zeroes_its_losses_and_keeps_its_outputs_apart():
+    params = load_params(ROOT / "params.yaml")
+    ablated = params.ablate("no-semalign")
+    assert ablated.ablation == "no-semalign"
+    assert ablated.method.alpha == 0 and ablated.method.beta == params.method.beta
+    assert ablated.train.out == f"{params.train.out}/ablations/no-semalign"
+    assert ablated.evaluate.out == f"{params.evaluate.out}/ablations/no-semalign"
+    with pytest.raises(ConfigError, match=r"unknown ablation 'no-such'.*no-clip"):
+        params.ablate("no-such")
+
+
+def test_ablation_settings_are_checked(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("ablations:\n  zero:\n    no-x: [gamma]\n")
+    with pytest.raises(ConfigError, match=r"(?s)ablations\.zero.*'no-x'.*alpha"):
+        load_params(bad)
+    bad.write_text("ablations:\n  scale: 9M\n")
+    with pytest.raises(ConfigError, match="ablations.scale '9M'"):
+        load_params(bad)
+    bad.write_text("ablation: no-clip\n")  # set by hand: its loss weight is not zeroed
+    with pytest.raises(ConfigError, match="set by --ablation"):
+        load_params(bad)

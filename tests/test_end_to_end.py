@@ -56,17 +56,28 @@ def test_fresh_clone_runs_end_to_end_and_a_kill_during_training_loses_nothing(tm
     assert again and all(line.split()[1:4] == ["up", "to", "date"] for line in again)
 
     with sqlite3.connect(clone / "mlflow.db") as db:
-        scales = [row[0] for row in db.execute("SELECT value FROM tags WHERE key = 'scale'")]
+        runs = db.execute(
+            "SELECT scale.value, ablation.value FROM tags scale JOIN tags ablation "
+            "ON scale.run_uuid = ablation.run_uuid "
+            "WHERE scale.key = 'scale' AND ablation.key = 'ablation'"
+        ).fetchall()
         sweeps = db.execute(
             "SELECT COUNT(DISTINCT value) FROM tags WHERE key = 'mlflow.parentRunId'"
         ).fetchone()[0]
-    assert sorted(scales) == ["1M", "2M", "3M", "4M", "5M"]  # the killed run was resumed, once
-    assert sweeps == 1
+        aliases = dict(db.execute("SELECT alias, version FROM registered_model_aliases"))
+    scales = sorted(scale for scale, ablation in runs if ablation == "none")
+    assert scales == ["1M", "2M", "3M", "4M", "5M"]  # the killed run was resumed, once
+    assert [run for run in runs if run[1] != "none"] == [("1M", "no-clip")]  # SMALL_WORLD's
+    assert sweeps == 2  # the scales' sweep and the ablation's (another method: another sweep)
+    assert aliases["ablation-no-clip"] != aliases["scale-1M"]  # the scale's alias stays put
 
     manifest = pd.read_parquet(clone / "data/prepared/manifest.parquet")
     described = pd.read_parquet(clone / "data/descriptions/descriptions.parquet")
     assert described["key"].is_unique and set(described["key"]) == set(manifest["key"])
     tables = (clone / "reports" / "tables.md").read_text()
     assert "5M" in tables and (clone / "reports" / "scaling.png").stat().st_size > 0
+    ablated = json.loads((clone / "metrics/ablations/no-clip/emu_edit.json").read_text())
+    assert ablated["ablation"] == {"name": "no-clip", "zeroed": ["beta"]}
+    assert "ours, w/o L_CLIP (default profile, 2 training samples" in tables
     prepared = json.loads((clone / "metrics" / "prepare.json").read_text())
     assert prepared["accepted"] == len(manifest)

@@ -44,6 +44,9 @@ def test_stage_order_follows_dvc_dependencies():
             evaluate = f"evaluate@{scale}-{benchmark}"
             assert position[f"train@{scale}"] < position[evaluate] < position["report"]
             assert position["benchmarks"] < position[evaluate]
+    for ablation in ("no-semalign", "no-clip-structure"):  # after what it reads, before report
+        ablate = position[f"ablate@{ablation}"]
+        assert max(position["features"], position["benchmarks"]) < ablate < position["report"]
     assert len(stages) == len(set(stages))
     # a target brings only what it needs
     assert pipeline_stages(ROOT, ["describe"]) == ["prepare", "describe"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import tarfile
 from dataclasses import fields
 from pathlib import Path
@@ -17,11 +18,18 @@ from typer.testing import CliRunner
 
 from components.config import Params, PrepareConfig, WorldConfig
 from components.data.records import SourceRecord
-from components.data.scenes import scene_graph
+from components.data.scenes import (
+    BACKGROUNDS,
+    DRAWN_SHAPES,
+    OBJECT_COLOURS,
+    Scene,
+    SceneObject,
+    scene_graph,
+)
 from components.describe.template import apply_instruction
 from components.evaluation.benchmarks import load_emu_edit, load_magicbrush
 from components.evaluation.formats import EMU_EDIT_TASKS
-from components.world.edits import KINDS, beside, distractors, world_session
+from components.world.edits import KINDS, beside, distractors, edit_scene, options, world_session
 from components.world.testsets import EMU_EDIT_TASK, world_sessions, write_world
 from flows.cli import app
 
@@ -63,6 +71,20 @@ def test_t_e_is_the_template_writers_and_the_target_scenes_caption():
             assert new.colour not in (old.colour, edit.source.background)
         else:
             assert new.colour == old.colour and new.shape != old.shape
+        assert new.colour in OBJECT_COLOURS and new.shape in DRAWN_SHAPES  # the drawn words only
+        assert edit.source.background in BACKGROUNDS
+
+
+def test_an_edit_with_no_free_option_is_refused_by_name():
+    # three red objects take every drawn shape: the red circle cannot turn into another
+    reds = tuple(
+        SceneObject("red", shape, "small", cell) for cell, shape in enumerate(DRAWN_SHAPES)
+    )
+    scene = Scene("grey", reds)
+    assert options(scene, 0, "reshape") == []
+    assert len(options(scene, 0, "recolour")) == len(OBJECT_COLOURS) - 1
+    with pytest.raises(ValueError, match="no reshape of the red circle"):
+        edit_scene(scene, 0, "reshape", random.Random(0))
 
 
 @pytest.mark.parametrize("side", [32, 64, 100])

@@ -31,6 +31,22 @@ PUBLISHED = Path(__file__).with_name("published.yaml")
 EMU_EDIT_COLUMNS = ("clip_dir", "clip_out", "l1", "clip_img", "dino")  # Table 2's order
 MAGICBRUSH_COLUMNS = ("l1", "l2", "clip_i", "dino", "clip_t")
 REGION_COLUMNS = ("region_fraction", "empty_region")
+# Table 4's known answers: what Figure 6 says each loss does to the region (misses beside a
+# similar object without L_semAlign, large and sparse without L_CLIP) -> score under `ours/`
+ABLATION_KNOWN = {
+    "region_iou": "region_iou",
+    "region_iou_distractor": "distractor/region_iou",
+    "region_fraction": "region_fraction",
+    "region_precision": "region_precision",
+    "edit_success": "edit_success",
+}
+LOSS_TERMS = {  # MethodConfig's loss weight -> the loss it weighs (Eqs. 6-11)
+    "alpha": "L_semAlign",
+    "beta": "L_CLIP",
+    "lambda_g": "L_CLIPg",
+    "lambda_d": "L_CLIPd",
+    "lambda_s": "L_CLIPs",
+}
 TABLES = {  # table -> (benchmark, score prefix under each system, paper's metric columns)
     "emu_edit": ("emu_edit", "", EMU_EDIT_COLUMNS),
     "magicbrush_single": ("magicbrush", "single/", MAGICBRUSH_COLUMNS),
@@ -48,7 +64,7 @@ COLUMNS = {
     "emu_edit_tasks": (*EMU_EDIT_COLUMNS, *REGION_COLUMNS),
     "magicbrush_single": (*MAGICBRUSH_COLUMNS, *REGION_COLUMNS, "region_iou"),
     "magicbrush_multi": (*MAGICBRUSH_COLUMNS, *REGION_COLUMNS, "region_iou"),
-    "emu_edit_ablation": EMU_EDIT_COLUMNS,
+    "emu_edit_ablation": (*EMU_EDIT_COLUMNS, *ABLATION_KNOWN),
 }
 LABEL_COLUMNS = ("method", "source", "profile", "scale", "training_samples", "models", "cases")
 LOWER_IS_BETTER = {"l1", "l2"}
@@ -61,6 +77,7 @@ HEADERS = {  # region_fraction and empty_region describe a region, they do not s
     "region_recall": "recall ↑",
     "edit_success": "edit success ↑",
     "edit_success_distractor": "edit success, distractor ↑",
+    "region_iou_distractor": "region IoU, distractor ↑",
     "edit_success_no_distractor": "edit success, no distractor ↑",
 }
 NOTES = {
@@ -72,8 +89,11 @@ NOTES = {
         "no published system reports it.",
     ],
     "emu_edit_ablation": [
-        "No ablation run exists in this pipeline yet (no training profile drops a loss): only "
-        "the published rows are shown.",
+        "Measured rows: the method trained at one scale (`ablations.scale`) with the named loss "
+        "weights at 0 (`regionedit train --ablation NAME`, dvc.yaml: ablate), beside the full "
+        "method at that scale; region IoU, distractor: the cases with a similar object beside "
+        "the edited one (Figure 6's hard case). The paper's Table 4 has no row without L_CLIP "
+        "(Figure 6 shows it).",
     ],
 }
 NOTES["magicbrush_multi"] = NOTES["magicbrush_single"]
@@ -170,10 +190,15 @@ LANDSCAPE_TERMS = ("clip_global", "clip_direction", "clip_structure", "clip")
 
 
 def report_tables(
-    summaries: dict[str, dict[str, dict]], published: dict[str, list[dict]]
+    summaries: dict[str, dict[str, dict]],
+    published: dict[str, list[dict]],
+    ablations: dict[str, dict] | None = None,
+    ablation_scale: str | None = None,
 ) -> dict[str, list[dict]]:
     """summaries[scale][benchmark] = the evaluation's record (metrics/<scale>/<benchmark>.json:
-    its scores and what ran) -> rows per table, measured rows first."""
+    its scores and what ran) -> rows per table, measured rows first. `ablations[name]`: a loss
+    ablation's Emu Edit record (metrics/ablations/<name>/emu_edit.json), trained at
+    `ablation_scale`, whose own record is the full method's row of Table 4."""
     tables = {}
     for table, (benchmark, prefix, _) in TABLES.items():
         columns = COLUMNS[table]
@@ -185,8 +210,28 @@ def report_tables(
             ]
         tables[table] = rows + _published(published.get(table), columns)
     tables["emu_edit_tasks"] = _task_rows(summaries)
-    tables["emu_edit_ablation"] = _published(published.get("emu_edit_ablation"), EMU_EDIT_COLUMNS)
+    full = summaries.get(ablation_scale or "", {}).get("emu_edit")
+    measured = [_ablation_row(record) for record in (ablations or {}).values()]
+    if measured and full is not None:
+        measured.append(_ablation_row(full))
+    tables["emu_edit_ablation"] = measured + _published(
+        published.get("emu_edit_ablation"), COLUMNS["emu_edit_ablation"]
+    )
     return tables
+
+
+def _ablation_row(record: dict) -> dict:
+    """Table 4's row of one ablation's record (or of the full method's, without one)."""
+    ablation = record.get("ablation")
+    without = (
+        "w/o " + ", ".join(LOSS_TERMS[w] for w in ablation["zeroed"]) if ablation else "all losses"
+    )
+    row = _measured("ours", "", EMU_EDIT_COLUMNS, record["scale"], record)
+    scores = record["scores"]
+    return row | {
+        "method": f"ours, {without} ({row['method'].removeprefix('ours (')}",
+        **{column: scores.get(f"ours/{key}") for column, key in ABLATION_KNOWN.items()},
+    }
 
 
 def row_label(system: str, record: dict) -> str:
@@ -456,6 +501,8 @@ def _paper_table_lines(table: str, rows: list[dict], out: Path) -> list[str]:
     ]
     if randoms:
         lines.append(_random_note(randoms))
+    if table == "emu_edit_ablation" and all(row["source"] == "published" for row in rows):
+        lines.append("No ablation was run here (dvc.yaml: ablate): only the published rows.")
     if not any(row["source"] == "published" for row in rows) and table in TABLES:
         lines.append(f"(No published numbers in {PUBLISHED.name} for this table.)")
     return [*lines, ""]

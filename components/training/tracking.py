@@ -119,15 +119,18 @@ def start_scale_run(
     ran: the profile, the sample count and whether the method's models are real checkpoints."""
     count = params.scales[scale]
     models = overall(provenance(params.models), OURS)
+    ablation = f", ablation {params.ablation}" if params.ablation else ""
     run = client.create_run(
         experiment_id,
-        run_name=f"train {scale}: {params.profile} profile, {count} training samples, {models}",
+        run_name=f"train {scale}: {params.profile} profile{ablation}, {count} training samples, "
+        f"{models}",
         tags={
             MLFLOW_PARENT_RUN_ID: parent,
             SWEEP_TAG: sweep,
             ROLE_TAG: "scale",
             "scale": scale,
             "profile": params.profile,
+            "ablation": params.ablation or "none",
             "training_samples": str(count),
             "models": models,
             **tags,
@@ -149,12 +152,19 @@ def start_scale_run(
     return run.info.run_id
 
 
-def register_head(client: MlflowClient, run_id: str, artifact_path: str, scale: str) -> str:
-    """A new `region-head` version from the run's head artifact, aliased `scale-<scale>`."""
+def register_head(
+    client: MlflowClient, run_id: str, artifact_path: str, scale: str, ablation: str | None
+) -> str:
+    """A new `region-head` version from the run's head artifact, aliased `scale-<scale>` (a
+    loss ablation's: `ablation-<name>`, so the scale's alias stays on the full method)."""
     if not client.search_registered_models(f"name = '{MODEL_NAME}'"):
         client.create_registered_model(MODEL_NAME)
     version = client.create_model_version(
-        MODEL_NAME, f"runs:/{run_id}/{artifact_path}", run_id=run_id, tags={"scale": scale}
+        MODEL_NAME,
+        f"runs:/{run_id}/{artifact_path}",
+        run_id=run_id,
+        tags={"scale": scale, "ablation": ablation or "none"},
     )
-    client.set_registered_model_alias(MODEL_NAME, f"scale-{scale}", version.version)
+    alias = f"ablation-{ablation}" if ablation else f"scale-{scale}"
+    client.set_registered_model_alias(MODEL_NAME, alias, version.version)
     return version.version

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from components.data.scenes import COLOURS, SHAPES, Scene, draw_scene
+from components.data.scenes import DRAWN_SHAPES, OBJECT_COLOURS, Scene, draw_scene
 from components.describe.template import apply_instruction
 
 KINDS = ("recolour", "remove", "reshape")
@@ -78,28 +78,36 @@ class WorldEdit:
 
 
 def edit_scene(scene: Scene, index: int, kind: str, rng: random.Random) -> WorldEdit:
-    """An edit of `kind` on object `index`: a new colour that is neither the background's nor
-    the old one, or a new shape; never a colour and shape that another object already has."""
+    """An edit of `kind` on object `index`: a new colour or a new shape drawn from `options`."""
     edited = scene.objects[index]
-    taken = {(o.colour, o.shape) for o in scene.objects}
     name = f"{edited.colour} {edited.shape}"
-    if kind == "recolour":
-        colour = rng.choice(
-            [
-                c
-                for c in COLOURS
-                if c not in (scene.background, edited.colour) and (c, edited.shape) not in taken
-            ]
-        )
-        target, t_ins = scene.with_object(index, colour=colour), f"make the {name} {colour}"
-    elif kind == "reshape":
-        shape = rng.choice([s for s in SHAPES if (edited.colour, s) not in taken])
-        target, t_ins = scene.with_object(index, shape=shape), f"turn the {name} into a {shape}"
-    elif kind == "remove":
+    if kind not in KINDS:
+        raise ValueError(f"edit kind {kind!r}: expected one of {KINDS}")
+    if kind == "remove":
         target, t_ins = scene.without(index), f"remove the {name}"
     else:
-        raise ValueError(f"edit kind {kind!r}: expected one of {KINDS}")
+        choices = options(scene, index, kind)
+        if not choices:
+            raise ValueError(f"no {kind} of the {name} in {scene.caption!r}: every option is taken")
+        new = rng.choice(choices)
+        if kind == "recolour":
+            target, t_ins = scene.with_object(index, colour=new), f"make the {name} {new}"
+        else:
+            target, t_ins = scene.with_object(index, shape=new), f"turn the {name} into a {new}"
     return WorldEdit(scene, target, kind, index, t_ins, bool(distractors(scene, index)))
+
+
+def options(scene: Scene, index: int, kind: str) -> list[str]:
+    """What object `index` may become by a `kind` edit: a colour or shape of the words scenes
+    are drawn from, never its own and never a colour and shape another object already has
+    (no two objects alike, so every instruction names one object). Removal has one option."""
+    edited = scene.objects[index]
+    taken = {(o.colour, o.shape) for o in scene.objects}
+    if kind == "recolour":
+        return [c for c in OBJECT_COLOURS if (c, edited.shape) not in taken]
+    if kind == "reshape":
+        return [s for s in DRAWN_SHAPES if (edited.colour, s) not in taken]
+    return ["nothing"] if len(scene.objects) > 1 else []
 
 
 def distractors(scene: Scene, index: int) -> list[int]:
@@ -128,12 +136,17 @@ def world_session(
     distractor flag as the scene has it.
     """
     rng = random.Random(RNG.format(namespace=namespace, seed=seed, index=index))
-    scene, edited = _test_scene(rng, distractor)
+    scene, edited = _test_scene(rng, kind, distractor)
     session = [edit_scene(scene, edited, kind, rng)]
     while len(session) < turns:
         scene = session[-1].target
-        kinds = KINDS if len(scene.objects) > 1 else tuple(k for k in KINDS if k != "remove")
-        session.append(edit_scene(scene, rng.randrange(len(scene.objects)), rng.choice(kinds), rng))
+        possible = [
+            (index, kind)
+            for index in range(len(scene.objects))
+            for kind in KINDS
+            if options(scene, index, kind)
+        ]
+        session.append(edit_scene(scene, *rng.choice(possible), rng))
     return tuple(session)
 
 
@@ -144,11 +157,14 @@ def held_out_edit(seed: int, index: int, namespace: str) -> WorldEdit:
     return world_session(seed, index, kind, distractor, namespace=namespace)[0]
 
 
-def _test_scene(rng: random.Random, distractor: bool) -> tuple[Scene, int]:
-    """A scene and the object to edit, drawn until the distractor condition holds."""
+def _test_scene(rng: random.Random, kind: str, distractor: bool) -> tuple[Scene, int]:
+    """A scene and the object to edit, drawn until a `kind` edit of it is possible and the
+    distractor condition holds."""
     while True:
         scene = draw_scene(rng, rng.choice(TEST_OBJECTS))
         edited = rng.randrange(len(scene.objects))
+        if not options(scene, edited, kind):
+            continue
         similar = distractors(scene, edited)
         cell = scene.objects[edited].cell
         if distractor and any(beside(cell, scene.objects[i].cell) for i in similar):

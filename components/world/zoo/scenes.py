@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from components.data.scenes import CELLS, COLOURS, SHAPES, Scene, draw_scene
+from components.data.scenes import CELLS, DRAWN_SHAPES, OBJECT_COLOURS, Scene, draw_scene
 
 MAX_OBJECTS = 3
 
@@ -75,9 +75,10 @@ def _swap(scene: Scene, rng: random.Random) -> Scene:
         swapped = scene.with_object(index, colour=scene.objects[other].colour)
         return swapped.with_object(other, colour=obj.colour)
     if kind == "shape":
-        return scene.with_object(index, shape=rng.choice([s for s in SHAPES if s != obj.shape]))
+        shapes = [s for s in DRAWN_SHAPES if s != obj.shape]
+        return scene.with_object(index, shape=rng.choice(shapes))
     if kind == "place":
         free = [c for c in range(CELLS) if c not in {o.cell for o in scene.objects}]
         return scene.with_object(index, cell=rng.choice(free))
-    colours = [c for c in COLOURS if c not in (obj.colour, scene.background)]
+    colours = [c for c in OBJECT_COLOURS if c != obj.colour]
     return scene.with_object(index, colour=rng.choice(colours))
