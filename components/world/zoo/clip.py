@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from components.world.zoo.scenes import ScenePool, swapped_captions
+from components.world.zoo.schedules import warmup_cosine
 from components.zoo.clip import save_open_clip
 
 
@@ -46,14 +47,7 @@ def train_clip(
     tokenizer = open_clip.SimpleTokenizer(context_length=model_cfg["text_cfg"]["context_length"])
     normalise = _normaliser()
     optimiser = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=0.1)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser,
-        lambda step: (
-            min(1.0, (step + 1) / training.warmup)
-            * 0.5
-            * (1 + torch.cos(torch.tensor(torch.pi * step / training.steps)).item())
-        ),
-    )
+    schedule = warmup_cosine(optimiser, training.steps, training.warmup)
     rng, sampler = (
         random.Random(f"regionedit-world-clip:{seed}"),
         torch.Generator().manual_seed(seed),

@@ -40,6 +40,7 @@ from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from components.world.zoo.scenes import ScenePool
+from components.world.zoo.schedules import warmup_cosine
 
 TEXT_WIDTH = 64
 CONTEXT = 40  # tokens; the longest world caption has 32
@@ -55,7 +56,9 @@ class InpaintingTraining:
     batch: int = 32
     vae_batch: int = 8  # whole scenes: GroupNorm's statistics of a crop are not a scene's
     vae_lr: float = 2e-3
-    unet_lr: float = 5e-4
+    unet_lr: float = 1e-3
+    warmup: int = 50  # steps of linear warm-up before the cosine decay (schedules.py)
+    snr_gamma: float = 5.0  # Min-SNR loss weighting (Hang et al., 2023), as diffusers' examples
 
 
 def train_inpainting(
@@ -147,6 +150,7 @@ def _train_vae(
         vae.quant_conv.weight[channels:] = 0  # at once; the KL term may widen it later
         vae.quant_conv.bias[channels:] = INITIAL_LOGVAR
     optimiser = torch.optim.AdamW(vae.parameters(), lr=training.vae_lr)
+    schedule = warmup_cosine(optimiser, training.vae_steps, training.warmup)
     sampler = torch.Generator().manual_seed(seed)
     for _ in tqdm(
         range(training.vae_steps), desc="vae", unit="step", disable=not progress, mininterval=10
@@ -159,6 +163,7 @@ def _train_vae(
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
+        schedule.step()
     vae.eval().requires_grad_(False)
     with torch.no_grad():
         index = torch.arange(min(len(pool), 512))
@@ -180,6 +185,8 @@ def _train_unet(
 ) -> None:
     parameters = [*unet.parameters(), *text_encoder.parameters()]
     optimiser = torch.optim.AdamW(parameters, lr=training.unet_lr, weight_decay=0.01)
+    schedule = warmup_cosine(optimiser, training.unet_steps, training.warmup)
+    snr = noise_schedule.alphas_cumprod / (1 - noise_schedule.alphas_cumprod)
     sampler, rng = (
         torch.Generator().manual_seed(seed),
         random.Random(f"regionedit-world-masks:{seed}"),
@@ -210,11 +217,14 @@ def _train_unet(
         states = text_encoder(ids, return_dict=False)[0]
         z_t = noise_schedule.add_noise(z, noise, t)
         prediction = unet(torch.cat([z_t, m, masked], 1), t, states, return_dict=False)[0]
-        loss = F.mse_loss(prediction, noise)
+        # Min-SNR-γ for noise prediction: min(SNR_t, γ) / SNR_t per sample
+        weight = snr[t].clamp(max=training.snr_gamma) / snr[t]
+        loss = (F.mse_loss(prediction, noise, reduction="none").mean((1, 2, 3)) * weight).mean()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimiser.step()
+        schedule.step()
 
 
 def _training_mask(pool: ScenePool, index: int, rng: random.Random) -> np.ndarray:
