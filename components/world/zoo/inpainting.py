@@ -7,7 +7,8 @@ inpainting models are, in two steps:
 
 1. the VAE, for reconstruction (4x downsampling: 64-pixel scenes give 16x16 latents), its
    `scaling_factor` then set to one over the latents' standard deviation, as SD's 0.18215 was;
-2. the 9-channel UNet with the text encoder, on the noise-prediction objective, given
+2. the 9-channel UNet with the text encoder, on the noise-prediction objective (Min-SNR-5
+   weighted, as diffusers' training examples offer), given
    [z_t, mask, masked-image latent] and the scene's caption. Masks are one object's pixels
    (dilated), one object's box, or a random box, so the model learns to paint inside a hole
    what the caption says is there and the unmasked context lacks; one prompt in ten is empty,
