@@ -266,10 +266,6 @@ class Params(_Strict):
 
     @model_validator(mode="after")
     def _ablations_known(self) -> Params:
-        if self.ablations.scale not in self.scales:
-            raise ValueError(
-                f"ablations.scale {self.ablations.scale!r} is not one of scales {list(self.scales)}"
-            )
         if self.ablation is not None:
             zero = self.ablations.zero.get(self.ablation)
             if zero is None or any(getattr(self.method, weight) != 0 for weight in zero):
@@ -285,6 +281,11 @@ class Params(_Strict):
         if name not in self.ablations.zero:
             raise ConfigError(
                 f"unknown ablation {name!r}: ablations.zero has {list(self.ablations.zero)}"
+            )
+        if self.ablations.scale not in self.scales:
+            raise ConfigError(
+                f"ablations.scale {self.ablations.scale!r} is not one of scales "
+                f"{list(self.scales)}: set it to the scale the ablations train at"
             )
         zeroed = dict.fromkeys(self.ablations.zero[name], 0.0)
         return Params.model_validate(

@@ -230,9 +230,10 @@ def reuse_only_same_settings(
 
 
 def _count(result: BenchmarkResult, setting: str) -> int:
-    """Scored inputs of one setting (Emu Edit's rows count as single-turn): the copy's rows."""
+    """Scored inputs of one setting (Emu Edit's rows count as single-turn): ours's rows (ours
+    runs in every evaluation, a loss ablation's included)."""
     return sum(
-        row["system"] == "copy" and row.get("setting", "single") == setting for row in result.rows
+        row["system"] == "ours" and row.get("setting", "single") == setting for row in result.rows
     )
 
 

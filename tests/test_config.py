@@ -63,9 +63,9 @@ def test_ablation_settings_are_checked(tmp_path):
     bad.write_text("ablations:\n  zero:\n    no-x: [gamma]\n")
     with pytest.raises(ConfigError, match=r"(?s)ablations\.zero.*'no-x'.*alpha"):
         load_params(bad)
-    bad.write_text("ablations:\n  scale: 9M\n")
+    bad.write_text("ablations:\n  scale: 9M\n")  # read only when an ablation runs
     with pytest.raises(ConfigError, match="ablations.scale '9M'"):
-        load_params(bad)
+        load_params(bad).ablate("no-clip")
     bad.write_text("ablation: no-clip\n")  # set by hand: its loss weight is not zeroed
     with pytest.raises(ConfigError, match="set by --ablation"):
         load_params(bad)

@@ -106,6 +106,7 @@ def test_the_checks_measure_shares_and_chance(world_params):
         "inpainting/edit_success_ground_truth",
         "inpainting/edit_success_random_area",
         "vae/within_tolerance",
+        "vae/edit_success_ceiling",
     }
     assert all(0.0 <= v <= 1.0 for v in checks.values())
 

@@ -179,6 +179,12 @@ CHECKS = {  # key -> (model role, what it measures, baseline: (words, value or k
         "share of pixels within the edit tolerance after the VAE's encode-decode round trip",
         ("a lossless round trip", 1.0),
     ),
+    "vae/edit_success_ceiling": (
+        "inpainting",
+        "edit success of the rendered target's VAE round trip pasted into the ground-truth "
+        "region: the most any UNet behind this VAE can reach",
+        ("a lossless round trip", 1.0),
+    ),
 }
 LANDSCAPE_REGIONS = {
     "ground_truth": "ground truth",

@@ -2,7 +2,9 @@
 
 - Each CLIP's swapped-caption accuracy on held-out scenes: the true caption against three
   captions with one attribute swapped (chance: 1 in 4).
-- The VAE's round trip: the share of pixels within the edit tolerance of the input.
+- The VAE's round trip: the share of pixels within the edit tolerance of the input, and the
+  edit success of the rendered target's round trip pasted into the ground-truth region (the
+  ceiling any UNet behind this VAE can reach).
 - The inpainter's ceiling: how often, given the ground-truth region of a held-out edit and t_e
   as the prompt, it paints the rendered target there (`edit_success`), against a random region
   of the same area.
@@ -45,7 +47,12 @@ def inpainting_check(
     under t_e (the ceiling of any region) and when it repaints a random region of that area,
     and the VAE's round trip (share of pixels within the edit tolerance)."""
     generator = InpaintingGenerator(load_inpainting(inpainting, method.scheduler))
-    scores: dict[str, list[float]] = {"ground_truth": [], "random_area": [], "vae": []}
+    scores: dict[str, list[float]] = {
+        "ground_truth": [],
+        "random_area": [],
+        "vae": [],
+        "vae_ceiling": [],
+    }
     for index in tqdm(range(count), desc="inpainting check", unit="edit", disable=not progress):
         edit = held_out_edit(seed, index, NAMESPACE)
         source = edit.source_image(side)
@@ -57,6 +64,14 @@ def inpainting_check(
         scores["vae"].append(
             float(within_tolerance(_picture(generator.decode(z_src)), source).mean())
         )
+        target = np.array(answer.target)
+        round_trip = generator.decode(
+            generator.encode_source(torch.from_numpy(target).permute(2, 0, 1)[None] / 127.5 - 1)
+        )
+        pasted = np.where(
+            inside(truth)[..., None], np.asarray(_picture(round_trip)), np.asarray(source)
+        )
+        scores["vae_ceiling"].append(edit_success(Image.fromarray(pasted), answer))
         conditioning = generator.encode_prompt([edit.t_e])
         for name, region in (("ground_truth", truth), ("random_area", random_area(request, index))):
             mask = torch.from_numpy(inside(region)).float()[None, None]
@@ -76,6 +91,7 @@ def inpainting_check(
         "inpainting/edit_success_ground_truth": round(float(np.mean(scores["ground_truth"])), 4),
         "inpainting/edit_success_random_area": round(float(np.mean(scores["random_area"])), 4),
         "vae/within_tolerance": round(float(np.mean(scores["vae"])), 4),
+        "vae/edit_success_ceiling": round(float(np.mean(scores["vae_ceiling"])), 4),
     }
 
 
