@@ -15,6 +15,7 @@ from pathlib import Path
 import mlflow
 import torch
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from prefect import flow, get_run_logger, task
 from safetensors.torch import save_file
@@ -61,7 +62,7 @@ def train_scale(
     config = training_config(params, scale, version)
     sweep = digest({key: value for key, value in config.items() if key not in ("scale", "count")})
     folder = checkpoints / scale
-    previous = _previous_run(folder, digest(config)) if resume else None
+    previous = _previous_run(folder, digest(config), client) if resume else None
     if previous is None:
         shutil.rmtree(folder, ignore_errors=True)
         loss_curve.unlink(missing_ok=True)
@@ -85,13 +86,25 @@ def train_scale(
     return _finish(client, run, metrics, params.scales[scale], params.ablation)
 
 
-def _previous_run(folder: Path, config: str) -> str | None:
-    """The MLflow run to continue: same config, and a checkpoint to resume from."""
+def _previous_run(folder: Path, config: str, client: MlflowClient) -> str | None:
+    """The MLflow run to continue: same config, a checkpoint to resume from, and the run still
+    in the tracking store (a new or emptied store starts the scale over, with a warning)."""
     record = folder / RUN_FILE
     if not (record.is_file() and (folder / LAST).is_file()):
         return None
     saved = json.loads(record.read_text())
-    return saved["run_id"] if saved["config"] == config else None
+    if saved["config"] != config:
+        return None
+    try:
+        client.get_run(saved["run_id"])
+    except MlflowException:
+        get_run_logger().warning(
+            "%s names MLflow run %s, which the tracking store does not have: starting over",
+            record,
+            saved["run_id"],
+        )
+        return None
+    return saved["run_id"]
 
 
 def launch(params: Params, run: ScaleRun, resume: bool) -> None:

@@ -213,6 +213,17 @@ def test_killed_run_resumes_into_the_same_mlflow_run(zoo_params, data, tmp_path,
     history = mlflow.MlflowClient().get_metric_history(children.run_id[0], "train/total")
     assert sorted({m.step for m in history}) == list(range(1, 31))  # as in the CSV
 
+    # a checkpoint whose MLflow run the store does not have (a new store): start over, not crash
+    record = tmp_path / "checkpoints" / "1M" / "run.json"
+    record.write_text(json.dumps(json.loads(record.read_text()) | {"run_id": "0" * 32}))
+    again = CliRunner().invoke(app, command[1:])
+    assert again.exit_code == 0, again.output
+    children = mlflow.search_runs(
+        experiment_names=[params.tracking.experiment], filter_string="tags.scale = '1M'"
+    )
+    assert len(children) == 2  # a new run, from step 1
+    assert loss_steps(tmp_path / "plots" / "1M.csv") == list(range(1, 31))
+
 
 @pytest.mark.slow
 def test_two_scales_are_two_child_runs_of_one_sweep_and_learning_happens(
