@@ -59,15 +59,12 @@ def inpainting_check(
         truth = Image.fromarray(edit.region(side).astype(np.uint8) * 255, "L")
         request = EditRequest(f"check-{index}", source, edit.t_ins, edit.t_o, truth)
         answer = KnownAnswer(source, truth, edit.target_image(side))
-        pixels = torch.from_numpy(np.array(source)).permute(2, 0, 1)[None].float() / 255
-        z_src = generator.encode_source(pixels * 2 - 1)
+        x_src = _signed(source)
+        z_src = generator.encode_source(x_src)
         scores["vae"].append(
             float(within_tolerance(_picture(generator.decode(z_src)), source).mean())
         )
-        target = np.array(answer.target)
-        round_trip = generator.decode(
-            generator.encode_source(torch.from_numpy(target).permute(2, 0, 1)[None] / 127.5 - 1)
-        )
+        round_trip = generator.decode(generator.encode_source(_signed(answer.target)))
         pasted = np.where(
             inside(truth)[..., None], np.asarray(_picture(round_trip)), np.asarray(source)
         )
@@ -76,7 +73,7 @@ def inpainting_check(
         for name, region in (("ground_truth", truth), ("random_area", random_area(request, index))):
             mask = torch.from_numpy(inside(region)).float()[None, None]
             latents = generator.generate(
-                pixels * 2 - 1,
+                x_src,
                 mask,
                 conditioning,
                 torch.Generator().manual_seed(index),
@@ -93,6 +90,11 @@ def inpainting_check(
         "vae/within_tolerance": round(float(np.mean(scores["vae"])), 4),
         "vae/edit_success_ceiling": round(float(np.mean(scores["vae_ceiling"])), 4),
     }
+
+
+def _signed(picture: Image.Image) -> torch.Tensor:
+    """An RGB picture as a batch of one in [-1, 1], as the generator's VAE takes it."""
+    return torch.from_numpy(np.array(picture)).permute(2, 0, 1)[None].float() / 255 * 2 - 1
 
 
 def _picture(images: torch.Tensor) -> Image.Image:
