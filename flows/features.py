@@ -24,14 +24,14 @@ from components.features.shards import (
     plan_features,
 )
 from components.features.store import write_unconditional
-from components.generation.inpainting import InpaintingGenerator
+from components.generation.generator import Generator
 from components.method.build import build_frozen_parts
 from components.method.encoders import FrozenEncoders
 
-_frozen: dict[tuple, tuple[FrozenEncoders, InpaintingGenerator]] = {}
+_frozen: dict[tuple, tuple[FrozenEncoders, Generator]] = {}
 
 
-def frozen_parts_for(params: Params, device: str) -> tuple[FrozenEncoders, InpaintingGenerator]:
+def frozen_parts_for(params: Params, device: str) -> tuple[FrozenEncoders, Generator]:
     """The frozen encoders and generator, loaded once per process, models and device."""
     key = (params.models, params.method.instruction_tokens, device)
     if key not in _frozen:

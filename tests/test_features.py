@@ -100,9 +100,17 @@ def test_cached_features_are_the_on_the_fly_ones_in_float16(cache, data, zoo_par
         encoders, generator, batch["image"], batch["t_o"], batch["t_ins"], batch["t_e"]
     )
     stored = batch["cached"]
-    for name in ("t_o", "t_e", "prompt", "unconditional", "z_src"):
+    for name in ("t_o", "t_e", "z_src"):
         expected = getattr(fresh, name)
         torch.testing.assert_close(getattr(stored, name).float(), expected, rtol=1e-3, atol=1e-3)
+    for name in ("prompt", "unconditional"):
+        assert set(getattr(stored, name)) == set(getattr(fresh, name)) == {"prompt"}
+        torch.testing.assert_close(
+            getattr(stored, name)["prompt"].float(),
+            getattr(fresh, name)["prompt"],
+            rtol=1e-3,
+            atol=1e-3,
+        )
     assert torch.equal(stored.ins_padding, fresh.ins_padding)  # same lengths, padded alike
     real = ~fresh.ins_padding
     torch.testing.assert_close(stored.f_ins.float()[real], fresh.f_ins[real], rtol=1e-3, atol=1e-3)
@@ -132,8 +140,8 @@ def test_a_training_step_from_the_cache_runs_no_frozen_text_or_source_encoder(
     watched = {
         "t5": model.encoders.t5_encoder,
         "clip_text": model.encoders.clip.transformer,
-        "sd_text": model.generator.parts.text_encoder,
-        "vae_encoder": model.generator.parts.vae.encoder,
+        "sd_text": model.generator.frozen_modules()["text_encoder"],
+        "vae_encoder": model.generator.vae.encoder,
         "clip_image": model.encoders.clip.visual,
     }
     for name, module in watched.items():

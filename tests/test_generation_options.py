@@ -8,19 +8,20 @@ import pytest
 import torch
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
-from components.generation.inpainting import InpaintingGenerator
+from components.generation import load_generator
+from components.generation.generator import Generator
+from components.generation.stable_diffusion import StableDiffusionGenerator
 from components.method.build import build_region_edit_model
-from components.models.inpainting import load_inpainting
 
 PROMPTS = ["a red cat on a sofa", "a dog"]
 
 
-def generator(zoo, device: str = "cpu", **options) -> InpaintingGenerator:
+def generator(zoo, device: str = "cpu", **options) -> Generator:
     """Freshly loaded parts each time: the options change the modules in place."""
-    return InpaintingGenerator(load_inpainting(str(zoo["sd-inpainting"])), **options).to(device)
+    return load_generator(str(zoo["sd-inpainting"]), **options).to(device)
 
 
-def generate(gen: InpaintingGenerator, seed: int = 3, **autocast) -> torch.Tensor:
+def generate(gen: Generator, seed: int = 3, **autocast) -> torch.Tensor:
     device = gen.device
     images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     mask = torch.zeros(2, 1, 64, 64)
@@ -69,7 +70,7 @@ def test_channels_last_changes_the_layout_not_the_result(zoo, reference):
     # measured 2.7e-5: other convolution kernels sum in another order, and guidance (x7.5)
     # amplifies that over the steps; a wrong layout would be off by the latents' size (~1)
     torch.testing.assert_close(generate(gen), reference, atol=1e-4, rtol=0)
-    back = InpaintingGenerator(gen.parts)  # the same modules, back in the default layout
+    back = StableDiffusionGenerator(gen.parts)  # the same modules, in the default layout
     assert back.parts.unet.conv_in.weight.is_contiguous()
 
 
@@ -88,7 +89,7 @@ def test_unknown_attention_is_refused_by_name(zoo):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="torch.compile is checked on a GPU")
 def test_compiled_unet_matches_the_eager_unet_on_a_gpu(zoo, seed_distance):
     plain = generate(generator(zoo, device="cuda"))
-    compiled = generate(generator(zoo, device="cuda", compile_unet=True))
+    compiled = generate(generator(zoo, device="cuda", compile_denoiser=True))
     # fused kernels round differently (and TF32 convolutions on both sides): close, not equal
     assert distance(compiled, plain) < 0.25 * seed_distance
 

@@ -16,15 +16,8 @@ from components.method.mask import to_grid, upsample
 
 
 def frozen_parameters(model):
-    parts = model.generator.parts
-    return list(
-        itertools.chain(
-            model.encoders.parameters(),
-            parts.unet.parameters(),
-            parts.vae.parameters(),
-            parts.text_encoder.parameters(),
-        )
-    )
+    modules = [model.encoders, *model.generator.frozen_modules().values()]
+    return list(itertools.chain.from_iterable(module.parameters() for module in modules))
 
 
 def fresh_model(zoo_params, **method):

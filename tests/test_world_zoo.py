@@ -20,7 +20,7 @@ from components.data.scenes import scene_graph
 from components.describe.template import parse_scene
 from components.evaluation.metrics import on_grid
 from components.method.build import build_region_edit_model
-from components.models.inpainting import load_inpainting
+from components.models.generators import load_generator_parts
 from components.models.loading import load_clip
 from components.world.checks import clip_check, inpainting_check
 from components.world.edits import world_session
@@ -49,7 +49,8 @@ def test_the_world_models_load_through_the_real_checkpoints_loaders(world_zoo):
     assert isinstance(clip, open_clip.CLIP) and tokenizer(["a red circle"]).shape == (1, CONTEXT)
     grid = METHOD_CLIP["vision_cfg"]["image_size"] // METHOD_CLIP["vision_cfg"]["patch_size"]
     assert grid == 8  # the method's patch grid: 8 x 8 cells of 8 pixels
-    parts = load_inpainting(str(world_zoo["sd-inpainting"]))
+    family, parts = load_generator_parts(str(world_zoo["sd-inpainting"]))
+    assert family == "sd"
     assert parts.unet.config.in_channels == 9
     assert 2 ** (len(parts.vae.config.block_out_channels) - 1) == 4  # 16 x 16 latents
     assert parts.vae.config.scaling_factor != 0.18215  # measured on world latents, not SD's

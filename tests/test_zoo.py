@@ -153,6 +153,7 @@ def test_zoo_command_builds_every_model(tmp_path, prefect_harness):
     params.write_text(f"seed: 3\nmodels:\n  zoo: {tmp_path / 'zoo'}\n")
     result = CliRunner().invoke(app, ["zoo", "--params", str(params)])
     assert result.exit_code == 0, result.output
-    assert "zoo: 8 models" in result.output
-    names = {"clip", "t5", "sd-inpainting", "captioner", "writer", "metric-clip", "dino", "ip2p"}
+    assert "zoo: 10 models" in result.output
+    generators = {"sd-inpainting", "sdxl-inpainting", "flux-fill"}
+    names = {"clip", "t5", "captioner", "writer", "metric-clip", "dino", "ip2p", *generators}
     assert {p.name for p in (tmp_path / "zoo").iterdir()} == names

@@ -74,7 +74,7 @@ class FeatureCache:
         self.folder, self.version = folder, body["version"]
         self.files: dict[str, str | None] = body["shards"]
 
-    def unconditional(self) -> Tensor:
+    def unconditional(self) -> dict[str, Tensor]:
         return read_unconditional(self.folder)
 
     def shard(self, shard: str) -> ShardFeatures:

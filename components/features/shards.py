@@ -32,7 +32,7 @@ from components.features.store import (
     texts_digest,
     write_shard,
 )
-from components.generation.inpainting import InpaintingGenerator
+from components.generation.generator import Generator
 from components.method.encoders import FrozenEncoders
 from components.method.features import CachedFeatures, cacheable_features
 from components.models.loading import OPEN_CLIP_LOCAL, local_folder
@@ -40,7 +40,7 @@ from components.models.loading import OPEN_CLIP_LOCAL, local_folder
 ROOT = Path(__file__).resolve().parents[1]  # components/
 FEATURE_CODE = (  # what computes a cached feature; a change invalidates the cache
     "features",
-    "generation/inpainting.py",
+    "generation",
     "method/encoders.py",
     "method/features.py",
     "models",
@@ -151,7 +151,7 @@ def cache_shard(
     plan: ShardPlan,
     prepared: Path,
     out: Path,
-    frozen_parts: Callable[[], tuple[FrozenEncoders, InpaintingGenerator]],
+    frozen_parts: Callable[[], tuple[FrozenEncoders, Generator]],
     resolution: int,
     batch_size: int,
     progress: Callable[[int], None] = lambda samples: None,

@@ -1,12 +1,14 @@
 """The file format of the feature cache: one safetensors file per prepared shard.
 
 A shard's file stacks its samples' cached features (components/method/features.py) in shard
-order, in float16: T_o, T_e (n, d), the SD prompt states (n, L, D), z_src (n, c, h, w), and the
-instruction tokens F_ins without their padding, concatenated (tokens, d) with offsets (n + 1),
-so a short instruction costs only its own tokens; and a hash of each sample's three texts
-(n,), so training can tell a cache of older descriptions. The sample keys and the shard's
-counts are in the header. The empty prompt's states are the same for every sample: one file
-for the folder. Readers memory-map the file and read one sample's rows at a time.
+order, in float16: T_o, T_e (n, d), the generator's conditioning of t_e under its own names
+(`prompt`, the token states (n, L, D); `pooled_prompt` (n, P) for SDXL and FLUX), z_src
+(n, c, h, w), and the instruction tokens F_ins without their padding, concatenated (tokens, d)
+with offsets (n + 1), so a short instruction costs only its own tokens; and a hash of each
+sample's three texts (n,), so training can tell a cache of older descriptions. The sample keys
+and the shard's counts are in the header. The empty prompt's conditioning is the same for every
+sample: one file for the folder (with no tensors for a generator without classifier-free
+guidance). Readers memory-map the file and read one sample's rows at a time.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from torch import Tensor
 
 from components.method.features import CachedFeatures
 
-FORMAT = "regionedit-features-2"
+FORMAT = "regionedit-features-3"
 SHARD_METADATA = "shard"
 STORAGE_DTYPE = torch.float16  # 10 mantissa bits; every cached value is far below its max
-STACKED = ("t_o", "t_e", "prompt", "z_src")  # one row per sample
+STACKED = ("t_o", "t_e", "z_src")  # one row per sample, beside the conditioning
+CONDITIONING = ("prompt", "pooled_prompt")  # the names a generator's conditioning may have
 UNCONDITIONAL_FILE = "unconditional.safetensors"
 
 
@@ -39,6 +42,8 @@ def shard_tensors(batches: list[CachedFeatures]) -> dict[str, Tensor]:
     tensors = {
         name: _compact(torch.cat([getattr(b, name) for b in batches]), name) for name in STACKED
     }
+    for name in batches[0].prompt:
+        tensors[name] = _compact(torch.cat([b.prompt[name] for b in batches]), name)
     tokens, lengths = [], []
     for batch in batches:
         for f_ins, padding in zip(batch.f_ins, batch.ins_padding, strict=True):
@@ -74,19 +79,16 @@ def write_shard(
     _save_atomically({name: t.contiguous() for name, t in tensors.items()}, path, metadata)
 
 
-def write_unconditional(folder: Path, unconditional: Tensor) -> None:
-    _save_atomically(
-        {"unconditional": _compact(unconditional, "unconditional")},
-        folder / UNCONDITIONAL_FILE,
-        None,
-    )
+def write_unconditional(folder: Path, unconditional: dict[str, Tensor]) -> None:
+    tensors = {name: _compact(value, name) for name, value in unconditional.items()}
+    _save_atomically(tensors, folder / UNCONDITIONAL_FILE, None)
 
 
-def read_unconditional(folder: Path) -> Tensor:
+def read_unconditional(folder: Path) -> dict[str, Tensor]:
     path = folder / UNCONDITIONAL_FILE
     if not path.is_file():
         raise FeaturesError(f"{path}: missing; run `regionedit features` again")
-    return load_file(path)["unconditional"]
+    return load_file(path)
 
 
 def shard_metadata(handle) -> dict:
@@ -113,6 +115,8 @@ class ShardFeatures:
             self.row = {key: i for i, key in enumerate(shard_metadata(self.handle)["keys"])}
             self.offsets = self.handle.get_tensor("ins_offsets").tolist()
             self.texts = self.handle.get_tensor("texts").tolist()
+            stored = set(self.handle.keys())
+            self.conditioning = [name for name in CONDITIONING if name in stored]
         except Exception as err:  # safetensors raises its own error types for bad headers
             raise FeaturesError(
                 f"{path}: unreadable feature file ({err}); delete it and run `regionedit "
@@ -128,19 +132,23 @@ class ShardFeatures:
         return self.texts[self.row[key]] == texts_digest(t_o, t_ins, t_e)
 
     def sample(self, key: str) -> dict[str, Tensor]:
-        """One sample's features: t_o, t_e (d), prompt (L, D), z_src (c, h, w), f_ins (m, d)."""
+        """One sample's features: t_o, t_e (d), z_src (c, h, w), f_ins (m, d) and the
+        conditioning (prompt (L, D), pooled_prompt (P,) where the generator has one)."""
         if key not in self.row:
             raise FeaturesError(
                 f"{self.path}: no cached features for sample {key}; run `regionedit features` "
                 "again on the same prepared data and descriptions"
             )
         i = self.row[key]
-        sample = {name: self.handle.get_slice(name)[i : i + 1][0] for name in STACKED}
+        rows = (*STACKED, *self.conditioning)
+        sample = {name: self.handle.get_slice(name)[i : i + 1][0] for name in rows}
         sample["f_ins"] = self.handle.get_slice("f_ins")[self.offsets[i] : self.offsets[i + 1]]
         return sample
 
 
-def stack_samples(samples: list[dict[str, Tensor]], unconditional: Tensor) -> CachedFeatures:
+def stack_samples(
+    samples: list[dict[str, Tensor]], unconditional: dict[str, Tensor]
+) -> CachedFeatures:
     """Samples read by `ShardFeatures.sample` as one batch, F_ins right-padded to the longest."""
     longest = max(len(s["f_ins"]) for s in samples)
     f_ins = torch.zeros(len(samples), longest, samples[0]["f_ins"].shape[-1], dtype=STORAGE_DTYPE)
@@ -150,6 +158,11 @@ def stack_samples(samples: list[dict[str, Tensor]], unconditional: Tensor) -> Ca
         f_ins[i, :length], padding[i, :length] = sample["f_ins"], False
     return CachedFeatures(
         **{name: torch.stack([s[name] for s in samples]) for name in STACKED},
+        prompt={
+            name: torch.stack([s[name] for s in samples])
+            for name in CONDITIONING
+            if name in samples[0]
+        },
         f_ins=f_ins,
         ins_padding=padding,
         unconditional=unconditional,

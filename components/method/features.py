@@ -1,8 +1,9 @@
 """The frozen features of a sample that never change during training (DESIGN §4, issue 8).
 
-T_o, T_e (CLIP text), F_ins (instruction tokens), the SD text conditioning of t_e and the source
-latents z_src depend only on the sample, never on the head: the `features` stage computes them
-once and the training step reads them instead of running four frozen encoders per step.
+T_o, T_e (CLIP text), F_ins (instruction tokens), the generator's text conditioning of t_e and
+the source latents z_src depend only on the sample, never on the head: the `features` stage
+computes them once and the training step reads them instead of running four frozen encoders per
+step.
 
 Not cached: the source's CLIP image features F_img (N×d) and I_ori. At paper size F_img is
 256×768 values, 393 KB per sample in fp16 (about 2 TB over 5M samples, ten times the shards),
@@ -18,7 +19,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
-from components.generation.inpainting import InpaintingGenerator
+from components.generation.generator import Generator
 from components.method.encoders import FrozenEncoders
 
 
@@ -30,18 +31,24 @@ class CachedFeatures:
     t_e: Tensor  # (B, d) T_e
     f_ins: Tensor  # (B, M, d) F_ins: instruction tokens in CLIP's space
     ins_padding: Tensor  # (B, M) bool, True = padding
-    prompt: Tensor  # (B, L, D) SD text-encoder states of t_e
-    unconditional: Tensor  # (1, L, D) states of the empty prompt, the same for every sample
+    prompt: dict[str, Tensor]  # the generator's conditioning of t_e by name: "prompt" (B, L, D)
+    unconditional: dict[str, Tensor]  # the empty prompt's (batch 1: the same for every sample)
     z_src: Tensor  # (B, c, h, w) scaled VAE latents of the source (the distribution's mode)
 
     def to(self, device: torch.device | str) -> CachedFeatures:
-        return CachedFeatures(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return CachedFeatures(**{f.name: _to(getattr(self, f.name), device) for f in fields(self)})
+
+
+def _to(value: Tensor | dict[str, Tensor], device: torch.device | str):
+    if isinstance(value, dict):
+        return {name: tensor.to(device) for name, tensor in value.items()}
+    return value.to(device)
 
 
 @torch.no_grad()
 def cacheable_features(
     encoders: FrozenEncoders,
-    generator: InpaintingGenerator,
+    generator: Generator,
     images: Tensor,
     t_o: list[str],
     t_ins: list[str],
@@ -56,6 +63,6 @@ def cacheable_features(
         f_ins=f_ins,
         ins_padding=ins_padding,
         prompt=conditioning.text,
-        unconditional=conditioning.unconditional[:1],
+        unconditional={name: value[:1] for name, value in conditioning.unconditional.items()},
         z_src=generator.encode_source(images * 2 - 1),
     )

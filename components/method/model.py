@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from components.config import MethodConfig
-from components.generation.inpainting import PromptConditioning
+from components.generation.generator import Generator, PromptConditioning
 from components.method.composition import compose_in_latents, compose_in_pixels
 from components.method.encoders import FrozenEncoders
 from components.method.features import CachedFeatures, cacheable_features
@@ -36,7 +36,7 @@ class FrozenFeatures:
     f_img: Tensor
     f_ins: Tensor
     ins_padding: Tensor
-    conditioning: object  # the generator's prompt embeddings for t_e
+    conditioning: PromptConditioning  # the generator's prompt conditioning for t_e
     z_src: Tensor
 
 
@@ -52,7 +52,7 @@ class StepOutput:
 class RegionEditModel(nn.Module):
     """The region head in the loop. Only `head` is trainable."""
 
-    def __init__(self, encoders: FrozenEncoders, generator, cfg: MethodConfig) -> None:
+    def __init__(self, encoders: FrozenEncoders, generator: Generator, cfg: MethodConfig) -> None:
         super().__init__()
         self.encoders = encoders
         self.generator = generator
@@ -78,7 +78,7 @@ class RegionEditModel(nn.Module):
         if cached is None:
             cached = cacheable_features(self.encoders, self.generator, images, t_o, t_ins, t_e)
         cached = cached.to(f_img.device)
-        text = cached.prompt.to(self.generator.dtype)
+        batch, dtype = len(f_img), self.generator.dtype
         return FrozenFeatures(
             t_o=cached.t_o.to(f_img.dtype),
             t_e=cached.t_e.to(f_img.dtype),
@@ -87,9 +87,13 @@ class RegionEditModel(nn.Module):
             f_ins=cached.f_ins.to(f_img.dtype),
             ins_padding=cached.ins_padding.bool(),
             conditioning=PromptConditioning(
-                text=text, unconditional=cached.unconditional.to(text).expand_as(text)
+                text={name: value.to(dtype) for name, value in cached.prompt.items()},
+                unconditional={  # one row for the batch
+                    name: value.to(dtype).expand(batch, *value.shape[1:])
+                    for name, value in cached.unconditional.items()
+                },
             ),
-            z_src=cached.z_src.to(self.generator.parts.vae.dtype),
+            z_src=cached.z_src.to(self.generator.vae.dtype),
         )
 
     def forward(

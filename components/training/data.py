@@ -115,7 +115,7 @@ class ScaleStream(IterableDataset):
 class CachedCollate:
     """The DataLoader's default collation; samples' cached features become one CachedFeatures."""
 
-    def __init__(self, unconditional: Tensor | None) -> None:
+    def __init__(self, unconditional: dict[str, Tensor] | None) -> None:
         self.unconditional = unconditional
 
     def __call__(self, samples: list[dict]) -> dict:

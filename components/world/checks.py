@@ -20,8 +20,7 @@ from tqdm import tqdm
 from components.config import MethodConfig
 from components.evaluation.metrics import KnownAnswer, edit_success, inside, within_tolerance
 from components.evaluation.systems import EditRequest, random_area
-from components.generation.inpainting import InpaintingGenerator
-from components.models.inpainting import load_inpainting
+from components.generation import load_generator
 from components.models.loading import load_clip
 from components.world.edits import held_out_edit
 from components.world.zoo.clip import swapped_caption_accuracy
@@ -46,7 +45,7 @@ def inpainting_check(
     edits: `edit_success` when it repaints the ground-truth region
     under t_e (the ceiling of any region) and when it repaints a random region of that area,
     and the VAE's round trip (share of pixels within the edit tolerance)."""
-    generator = InpaintingGenerator(load_inpainting(inpainting, method.scheduler))
+    generator = load_generator(inpainting, method.scheduler)
     scores: dict[str, list[float]] = {
         "ground_truth": [],
         "random_area": [],

@@ -11,14 +11,18 @@ from pathlib import Path
 
 from components.zoo.chat import build_captioner, build_writer
 from components.zoo.clip import build_clip
+from components.zoo.flux import build_flux_fill
 from components.zoo.inpainting import build_inpainting, build_instruct_pix2pix
 from components.zoo.metrics import build_dino, build_metric_clip
+from components.zoo.sdxl import build_sdxl_inpainting
 from components.zoo.text import build_instruction_encoder
 
 BUILDERS: dict[str, Callable[[Path, int], Path]] = {
     "clip": build_clip,
     "t5": build_instruction_encoder,
     "sd-inpainting": build_inpainting,
+    "sdxl-inpainting": build_sdxl_inpainting,
+    "flux-fill": build_flux_fill,
     "ip2p": build_instruct_pix2pix,
     "captioner": build_captioner,
     "writer": build_writer,

@@ -26,6 +26,12 @@ from tokenizers.pre_tokenizers import ByteLevel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 TEXT_WIDTH = 32
+SD_NOISE_SCHEDULE = {  # SD 1.5's and SDXL's training noise schedule
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "steps_offset": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ def _save(
 
 
 def _parts(seed: int, in_channels: int, shape: PipelineShape) -> dict:
-    tokenizer = _character_tokenizer()
+    tokenizer = character_tokenizer()
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         in_channels=in_channels,  # 9: [z_t, mask, masked latent]; 8: [z_t, image]; 4: z_t
@@ -134,14 +140,7 @@ def _parts(seed: int, in_channels: int, shape: PipelineShape) -> dict:
             **shape.text,
         )
     )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )  # SD 1.5's schedule
+    scheduler = DDIMScheduler(**SD_NOISE_SCHEDULE, clip_sample=False, set_alpha_to_one=False)
     return {
         "vae": vae,
         "text_encoder": text_encoder,
@@ -151,7 +150,7 @@ def _parts(seed: int, in_channels: int, shape: PipelineShape) -> dict:
     }
 
 
-def _character_tokenizer() -> CLIPTokenizer:
+def character_tokenizer() -> CLIPTokenizer:
     """A CLIP BPE tokenizer with no merges: every byte is a token (with and without </w>)."""
     symbols = sorted(ByteLevel.alphabet())
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}

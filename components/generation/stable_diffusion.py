@@ -1,4 +1,5 @@
-"""The frozen SD inpainting generator of Appendix A, built on diffusers' own components.
+"""The frozen Stable Diffusion generators of Appendix A (SD 1.5 / SD 2 and SDXL, inpainting or
+plain), built on diffusers' own components.
 
 The source image X is encoded once to z_src (the latent distribution's mode, so callers may
 cache it). Denoising starts from seeded noise; each step feeds a 9-channel inpainting UNet
@@ -13,9 +14,10 @@ VAE's distribution with the caller's generator, after the initial noise, as diff
 "approx" is Appendix A's (1-m)*z_src: one VAE encode fewer per sample, an input the UNet never
 saw in training.
 
-No autograd runs through the UNet: its K steps would cost K backward passes through a frozen
-network. The region head's gradient arrives instead through the differentiable composition
-res = M*generated + (1-M)*source, so only `decode` keeps autograd (the VAE's weights stay frozen).
+SDXL differs only in its conditioning, as `StableDiffusionXLInpaintPipeline` builds it: the
+penultimate hidden states of two text encoders side by side, the second one's pooled embedding,
+and the added time ids (original size, crop corner, target size); with
+`force_zeros_for_empty_prompt` the unconditional states are zeros.
 
 Speed options (`method.attention`, `method.channels_last`, `method.compile_unet`; measured by
 benchmarks/train_step.py): PyTorch's fused scaled-dot-product attention, which diffusers 0.42
@@ -26,77 +28,70 @@ channels_last memory for the UNet and VAE convolutions; `torch.compile` of the U
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 from diffusers.utils.torch_utils import randn_tensor
-from torch import Tensor
+from torch import Tensor, nn
 
-from components.models.inpainting import InpaintingParts
+from components.generation.generator import (
+    Attention,
+    Generator,
+    MaskedImageLatents,
+    PromptConditioning,
+)
+from components.models.generators import StableDiffusionParts
 
-MaskedImageLatents = Literal["exact", "approx"]
-Attention = Literal["sdpa", "eager"]
 _ETA = 0.0  # DDIM's deterministic sampler (diffusers' default); ignored by schedulers without eta
+AESTHETIC_SCORES = (6.0, 2.5)  # diffusers' defaults (text, unconditional) for refiner-style ids
 
 
-@dataclass(frozen=True)
-class PromptConditioning:
-    text: Tensor  # (B, L, D) text-encoder states of the prompts
-    unconditional: Tensor  # (B, L, D) states of the empty prompt, for classifier-free guidance
+class StableDiffusionGenerator(Generator):
+    """SD 1.5 / SD 2: one CLIP text encoder's last hidden states."""
 
-
-class InpaintingGenerator:
-    """Repaint the masked region of a batch of images under a prompt with a frozen SD model."""
+    family = "sd"
 
     def __init__(
         self,
-        parts: InpaintingParts,
+        parts: StableDiffusionParts,
         attention: Attention = "sdpa",
         channels_last: bool = False,
-        compile_unet: bool = False,
+        compile_denoiser: bool = False,
     ) -> None:
         if attention not in ("sdpa", "eager"):
             raise ValueError(f"attention={attention!r}: use sdpa or eager")
         self.parts = parts
+        self.vae = parts.vae
         processor = AttnProcessor2_0 if attention == "sdpa" else AttnProcessor
         layout = torch.channels_last if channels_last else torch.contiguous_format
         for module in (parts.unet, parts.vae):
             module.set_attn_processor(processor())
             module.to(memory_format=layout)
-        if compile_unet:
+        if compile_denoiser:
             parts.unet.compile()  # in place: the module (and its frozen weights) stays the same
-        self.latent_scale = parts.vae.config.scaling_factor
-        self.downsample = 2 ** (len(parts.vae.config.block_out_channels) - 1)
         self.latent_channels = parts.vae.config.latent_channels
         self.conditions_on_mask = parts.unet.config.in_channels != self.latent_channels
 
     @property
-    def device(self) -> torch.device:
-        return self.parts.unet.device
+    def denoiser(self) -> nn.Module:
+        return self.parts.unet
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.parts.unet.dtype
+    def frozen_modules(self) -> dict[str, nn.Module]:
+        names = ("unet", "vae", "text_encoder", "text_encoder_2")
+        modules = {name: getattr(self.parts, name) for name in names}
+        return {name: module for name, module in modules.items() if module is not None}
 
-    def to(self, device: torch.device | str) -> InpaintingGenerator:
-        for module in (self.parts.unet, self.parts.vae, self.parts.text_encoder):
-            module.to(device)
-        return self
+    def with_options(
+        self, attention: Attention, channels_last: bool, compile_denoiser: bool
+    ) -> StableDiffusionGenerator:
+        return type(self)(self.parts, attention, channels_last, compile_denoiser)
 
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> PromptConditioning:
         return PromptConditioning(
-            text=self._embed(prompts), unconditional=self._embed([""] * len(prompts))
+            text={"prompt": self._embed(prompts)},
+            unconditional={"prompt": self._embed([""] * len(prompts))},
         )
-
-    @torch.no_grad()
-    def encode_source(self, images: Tensor) -> Tensor:
-        """Images (B,3,H,W) in [-1,1] -> scaled source latents z_src (the distribution's mode)."""
-        posterior = self.parts.vae.encode(self._pixels(images)).latent_dist
-        return posterior.mode() * self.latent_scale
 
     @torch.no_grad()
     def generate(
@@ -111,29 +106,28 @@ class InpaintingGenerator:
         masked_image_latents: MaskedImageLatents = "exact",
         z_src: Tensor | None = None,
     ) -> Tensor:
-        """Final latents for images in [-1,1] and a pixel mask (B,1,H,W), 1 = repaint."""
-        if masked_image_latents not in ("exact", "approx"):
-            raise ValueError(f"masked_image_latents={masked_image_latents!r}: use exact or approx")
+        self.checked(masked_image_latents)
         if not (self.conditions_on_mask or blend):
             raise ValueError("a 4-channel UNet sees no mask: it inpaints only with blend=True")
-        images = self._pixels(images)
-        mask = (mask.to(images) >= 0.5).to(images)  # binarised as diffusers' mask processor does
+        images = self.pixels(images)
+        mask = self.binarised(mask, images)
         if z_src is None and (blend or masked_image_latents == "approx"):
             z_src = self.encode_source(images)
         timesteps = self._timesteps(steps)
-        latent_grid = (images.shape[-2] // self.downsample, images.shape[-1] // self.downsample)
+        grid = self.latent_grid(images)
         noise = randn_tensor(
-            (images.shape[0], self.latent_channels, *latent_grid),
+            (images.shape[0], self.latent_channels, *grid),
             generator=generator,
             device=self.device,
             dtype=self.dtype,
         )  # drawn before the masked-image latent's sample, in diffusers' order
-        m = F.interpolate(mask, size=latent_grid)  # nearest, as diffusers resizes the mask
+        m = self.latent_mask(mask, grid)
         extra = self._mask_channels(images, mask, m, z_src, masked_image_latents, generator)
+        added = self._added_conditions(conditioning, images.shape[-2:])
         step_kwargs = self._step_kwargs(generator)
         latents = noise * self.parts.scheduler.init_noise_sigma
         for i, t in enumerate(timesteps):
-            noise_pred = self._guided_noise(latents, t, extra, conditioning, guidance_scale)
+            noise_pred = self._guided_noise(latents, t, extra, conditioning, added, guidance_scale)
             latents = self.parts.scheduler.step(
                 noise_pred, t, latents, **step_kwargs, return_dict=False
             )[0]
@@ -142,24 +136,15 @@ class InpaintingGenerator:
                 latents = m * latents + (1 - m) * source  # Eq. 23
         return latents
 
-    def decode(self, latents: Tensor) -> Tensor:
-        """Latents -> images in [-1,1]; autograd stays on so a loss can reach a blended mask."""
-        images = self.parts.vae.decode(latents / self.latent_scale, return_dict=False)[0]
-        return images.clamp(-1, 1)
-
     def _embed(self, prompts: list[str]) -> Tensor:
-        tokenizer = self.parts.tokenizer
-        ids = tokenizer(
-            prompts,
-            padding="max_length",
-            max_length=tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids
-        return self.parts.text_encoder(ids.to(self.device), return_dict=False)[0].to(self.dtype)
+        ids = _token_ids(self.parts.tokenizer, prompts).to(self.device)
+        return self.parts.text_encoder(ids, return_dict=False)[0].to(self.dtype)
 
-    def _pixels(self, images: Tensor) -> Tensor:
-        return images.to(device=self.device, dtype=self.parts.vae.dtype)
+    def _added_conditions(
+        self, conditioning: PromptConditioning, size: tuple[int, int]
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]] | None:
+        """SDXL's added conditions (text, unconditional); SD has none."""
+        return None
 
     def _timesteps(self, steps: int) -> Tensor:
         scheduler = self.parts.scheduler
@@ -183,8 +168,8 @@ class InpaintingGenerator:
         if masked_image_latents == "approx":
             masked = (1 - m) * z_src  # Appendix A's approximation
         else:
-            posterior = self.parts.vae.encode(images * (mask < 0.5)).latent_dist
-            masked = posterior.sample(generator) * self.latent_scale
+            posterior = self.vae.encode(images * (mask < 0.5)).latent_dist
+            masked = self.latents_of(posterior.sample(generator))
         return torch.cat([m, masked.to(self.dtype)], dim=1)
 
     def _step_kwargs(self, generator: torch.Generator) -> dict[str, object]:
@@ -198,6 +183,7 @@ class InpaintingGenerator:
         t: Tensor,
         extra: Tensor | None,
         conditioning: PromptConditioning,
+        added: tuple[dict[str, Tensor], dict[str, Tensor]] | None,
         guidance_scale: float,
     ) -> Tensor:
         """One batched UNet call over [unconditional; text] when guidance is on."""
@@ -206,11 +192,17 @@ class InpaintingGenerator:
         model_input = self.parts.scheduler.scale_model_input(latents.repeat(copies, 1, 1, 1), t)
         if extra is not None:
             model_input = torch.cat([model_input, extra.repeat(copies, 1, 1, 1)], dim=1)
-        states = conditioning.text
+        states = conditioning.text["prompt"]
         if guided:
-            states = torch.cat([conditioning.unconditional, conditioning.text])
+            states = torch.cat([conditioning.unconditional["prompt"], states])
+        kwargs = {}
+        if added is not None:
+            text, unconditional = added
+            kwargs["added_cond_kwargs"] = (
+                {k: torch.cat([unconditional[k], v]) for k, v in text.items()} if guided else text
+            )
         noise_pred = self.parts.unet(
-            model_input, t, encoder_hidden_states=states, return_dict=False
+            model_input, t, encoder_hidden_states=states, return_dict=False, **kwargs
         )[0]
         if not guided:
             return noise_pred
@@ -222,3 +214,71 @@ class InpaintingGenerator:
         if i + 1 == len(timesteps):
             return z_src
         return self.parts.scheduler.add_noise(z_src, noise, timesteps[i + 1 : i + 2])
+
+
+class StableDiffusionXLGenerator(StableDiffusionGenerator):
+    """SDXL: two text encoders, a pooled embedding and the added time ids."""
+
+    family = "sdxl"
+
+    @torch.no_grad()
+    def encode_prompt(self, prompts: list[str]) -> PromptConditioning:
+        text = self._embed_xl(prompts)
+        if self.parts.force_zeros_for_empty_prompt:
+            unconditional = {name: torch.zeros_like(value) for name, value in text.items()}
+        else:
+            unconditional = self._embed_xl([""] * len(prompts))
+        return PromptConditioning(text=text, unconditional=unconditional)
+
+    def _embed_xl(self, prompts: list[str]) -> dict[str, Tensor]:
+        """Both encoders' penultimate hidden states side by side, and the second one's pooled
+        (projected) embedding, as the SDXL pipelines encode a prompt."""
+        states, pooled = [], None
+        encoders = (
+            (self.parts.tokenizer, self.parts.text_encoder),
+            (self.parts.tokenizer_2, self.parts.text_encoder_2),
+        )
+        for tokenizer, encoder in encoders:
+            ids = _token_ids(tokenizer, prompts).to(self.device)
+            out = encoder(ids, output_hidden_states=True)
+            pooled = out[0]  # the last encoder's text_embeds
+            states.append(out.hidden_states[-2])
+        return {
+            "prompt": torch.cat(states, dim=-1).to(self.dtype),
+            "pooled_prompt": pooled.to(self.dtype),
+        }
+
+    def _added_conditions(
+        self, conditioning: PromptConditioning, size: tuple[int, int]
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """(text, unconditional) added conditions: the pooled embedding and the time ids
+        (original size, crop corner (0, 0), target size, all the generation's size)."""
+        height, width = size
+        if self.parts.requires_aesthetics_score:
+            ids = [[height, width, 0, 0, score] for score in AESTHETIC_SCORES]
+        else:
+            ids = [[height, width, 0, 0, height, width]] * 2
+        batch = conditioning.text["prompt"].shape[0]
+        conditions = []
+        for pooled, time_ids in zip(
+            (conditioning.text, conditioning.unconditional), ids, strict=True
+        ):
+            conditions.append(
+                {
+                    "text_embeds": pooled["pooled_prompt"].expand(batch, -1),
+                    "time_ids": torch.tensor(
+                        [time_ids], dtype=self.dtype, device=self.device
+                    ).expand(batch, -1),
+                }
+            )
+        return conditions[0], conditions[1]
+
+
+def _token_ids(tokenizer, prompts: list[str]) -> Tensor:
+    return tokenizer(
+        prompts,
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids

@@ -1,0 +1,141 @@
+"""A tiny, random SDXL inpainting pipeline saved as a diffusers folder, and SDXL's shapes.
+
+The folder has the layout of stable-diffusion-xl-1.0-inpainting-0.1 (unet/ with 9 input
+channels and SDXL's added text-time embedding, vae/, text_encoder/ + tokenizer/,
+text_encoder_2/ + tokenizer_2/ with a projection, scheduler/ with SDXL's Euler sampler), so the
+loader and `StableDiffusionXLInpaintPipeline` both read it. `PAPER_SHAPE` is SDXL's size (random
+weights), for the FLOP and speed benchmarks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    EulerDiscreteScheduler,
+    StableDiffusionXLInpaintPipeline,
+    UNet2DConditionModel,
+)
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+from components.zoo.inpainting import PAPER_SHAPE as SD_PAPER_SHAPE
+from components.zoo.inpainting import SD_NOISE_SCHEDULE, TEXT_WIDTH, character_tokenizer
+
+TIME_EMBED = {"tiny": 8, "paper": 256}  # addition_time_embed_dim: per time id
+TIME_IDS = 6  # original size (2), crop corner (2), target size (2)
+TINY_SHAPE: dict[str, dict[str, Any]] = {
+    "unet": {
+        "sample_size": 8,
+        "block_out_channels": (32, 64),
+        "layers_per_block": 1,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+        "transformer_layers_per_block": (1, 2),
+        "attention_head_dim": (2, 4),
+        "norm_num_groups": 16,
+        "addition_time_embed_dim": TIME_EMBED["tiny"],
+    },
+    "vae": {
+        "block_out_channels": (8, 16, 16, 16),
+        "layers_per_block": 1,
+        "norm_num_groups": 8,
+        "sample_size": 64,
+    },
+    "text": {
+        "hidden_size": TEXT_WIDTH,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+    },
+    "text_2": {
+        "hidden_size": TEXT_WIDTH,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "projection_dim": TEXT_WIDTH,
+    },
+}
+# stable-diffusion-xl-1.0-inpainting-0.1: SDXL base's UNet with 9 input channels, 1024 pixels
+PAPER_SHAPE: dict[str, dict[str, Any]] = {
+    "unet": {
+        "sample_size": 128,
+        "block_out_channels": (320, 640, 1280),
+        "layers_per_block": 2,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        "transformer_layers_per_block": (1, 2, 10),
+        "attention_head_dim": (5, 10, 20),
+        "addition_time_embed_dim": TIME_EMBED["paper"],
+    },
+    "vae": {**SD_PAPER_SHAPE.vae, "sample_size": 1024, "force_upcast": True},
+    "text": SD_PAPER_SHAPE.text,  # CLIP ViT-L/14's text tower
+    "text_2": {  # OpenCLIP ViT-bigG/14's text tower
+        "hidden_size": 1280,
+        "intermediate_size": 5120,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 20,
+        "hidden_act": "gelu",
+        "projection_dim": 1280,
+    },
+}
+
+
+def build_sdxl_inpainting(out: Path, seed: int) -> Path:
+    """Write the tiny SDXL inpainting pipeline to `out`."""
+    pipeline = StableDiffusionXLInpaintPipeline(**sdxl_parts(seed, TINY_SHAPE))
+    pipeline.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def sdxl_parts(seed: int, shape: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The pipeline's components of `shape`, seeded (built under `init_empty_weights` by the
+    paper-size benchmarks, where the seed is moot)."""
+    tokenizer = character_tokenizer()
+    text_config = {
+        "vocab_size": len(tokenizer),
+        "max_position_embeddings": 77,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    torch.manual_seed(seed + 2)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**text_config, **shape["text"]))
+    torch.manual_seed(seed + 3)
+    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**text_config, **shape["text_2"]))
+    pooled = shape["text_2"]["projection_dim"]
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        in_channels=9,  # [z_t, mask, masked latent]
+        out_channels=4,
+        cross_attention_dim=shape["text"]["hidden_size"] + shape["text_2"]["hidden_size"],
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        projection_class_embeddings_input_dim=TIME_IDS * shape["unet"]["addition_time_embed_dim"]
+        + pooled,
+        **shape["unet"],
+    )
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        scaling_factor=0.13025,  # SDXL's VAE
+        **shape["vae"],
+    )
+    scheduler = EulerDiscreteScheduler(
+        **SD_NOISE_SCHEDULE, timestep_spacing="leading", interpolation_type="linear"
+    )  # SDXL's sampler and schedule
+    return {
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "text_encoder_2": text_encoder_2,
+        "tokenizer": tokenizer,
+        "tokenizer_2": character_tokenizer(),
+        "unet": unet,
+        "scheduler": scheduler,
+    }
