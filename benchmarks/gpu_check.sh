@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The paper-size ladder of benchmarks/train_step.py on one GPU at the paper's per-GPU batch (32 =
-# 256 over 8 GPUs), then the generator's GPU-only test. Writes $OUT/paper_gpu.json and $OUT/log.
+# One prepared run of every GPU check. The paper-size ladder of benchmarks/train_step.py with SD
+# 1.5 inpainting at the paper's per-GPU batch (32 = 256 over 8 GPUs); SDXL inpainting and FLUX.1
+# Fill at paper size (random weights built on the GPU, 1024 pixels) at a smaller batch; then the
+# GPU-only tests (compiled UNet; each paper-size generator inpaints). Writes
+# $OUT/paper_gpu*.json and $OUT/log. GENERATORS picks which (default: "sd sdxl flux-fill").
 # On a machine without the project's packages, carry them as wheels in .whl/ (installed into
 # /tmp/site); the project itself runs from this folder, uninstalled.
 set -o pipefail
@@ -15,9 +18,18 @@ export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFL
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
     python3 -c "import torch, diffusers, transformers; print('torch', torch.__version__, \
 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)"
-    # settings start until BUDGET_SECONDS; the JSON is rewritten after each, so a cut keeps it
-    timeout "${LIMIT_SECONDS:-310}" python3 benchmarks/train_step.py --size paper --device cuda \
-        --batch 32 --repeats 2 --budget-seconds "${BUDGET_SECONDS:-200}" --json "$OUT/paper_gpu.json" \
-        ${SETTINGS:+--settings "$SETTINGS"}
-    timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_generation_options.py ${TESTS:+-k "$TESTS"}
+    # settings start until the budget is spent; the JSON is rewritten after each, so a cut keeps it
+    for generator in ${GENERATORS:-sd sdxl flux-fill}; do
+        if [ "$generator" = sd ]; then
+            batch=32 json="$OUT/paper_gpu.json" limit=${LIMIT_SECONDS:-310}
+        else
+            batch=${GENERATOR_BATCH:-4} json="$OUT/paper_gpu_$generator.json"
+            limit=${GENERATOR_LIMIT_SECONDS:-150}
+        fi
+        timeout "$limit" python3 benchmarks/train_step.py --size paper --device cuda \
+            --generator "$generator" --batch "$batch" --repeats 2 \
+            --budget-seconds "$((limit * 2 / 3))" --json "$json" ${SETTINGS:+--settings "$SETTINGS"}
+    done
+    timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_generation_options.py \
+        tests/test_generators.py -k "gpu ${TESTS:+or $TESTS}"
 } 2>&1 | tee "$OUT/log"

@@ -2,13 +2,17 @@
 of speed settings, each measured against the setting before it in the same run (issue 8).
 
     python benchmarks/train_step.py --size tiny|paper --device cpu|cuda [--batch B]
+                                    [--generator sd|sdxl|flux-fill]
                                     [--flops-only] [--json OUT] [--repeats R]
 
---size tiny: the models and method params.yaml names (the tiny zoo: `regionedit zoo` first).
---size paper: the paper profile's method (infra/profiles/paper.yaml: 512 pixels, K = 20) on
+--size tiny: the models and method params.yaml names (the tiny zoo: `regionedit zoo` first);
+with --generator, the zoo's folder of that generator instead of params.yaml's.
+--size paper: the generator's paper profile (infra/profiles/paper.yaml: SD 1.5 inpainting at 512
+pixels, K = 20; paper-sdxl.yaml and paper-flux.yaml: SDXL inpainting and FLUX.1 Fill at 1024) on
 paper-size architectures with random weights, nothing downloaded: open_clip's own ViT-L-14
-config, a FLAN-T5-base-shaped encoder and an SD 1.5 inpainting-shaped pipeline, written once by
-the zoo's builders into --cache and loaded back through the project's loaders.
+config, a FLAN-T5-base-shaped encoder and the generator. SD 1.5's is written once by the zoo's
+builders into --cache and loaded back through the project's loaders; SDXL's and FLUX's are too
+large for that and are built in memory (paper_generators.py), so on a CPU they count FLOPs only.
 
 Components are the stages RegionEditModel.forward and Editor.edit mark (breakdown.py). FLOPs
 come from torch's FLOP counter around one step; unless the counted ops are computed anyway (a
@@ -33,19 +37,28 @@ from typing import Any
 
 import torch
 from breakdown import Breakdown, FlopBreakdown, flop_counter, shape_only
+from diffusers import SchedulerMixin
+from paper_generators import IN_MEMORY, paper_generator
 
 from components.config import MethodConfig, ModelsConfig, Params, load_params
 from components.data.demo_edits import DEMO_EDITS, demo_edit_batch, demo_photo
 from components.describe.describer import Describer
 from components.editing import Editor
-from components.method.build import build_region_edit_model, generator_for
+from components.generation import GENERATORS, generator_on
+from components.method.build import build_encoders, build_region_edit_model
 from components.method.features import cacheable_features
 from components.method.model import RegionEditModel, Stage
-from components.models.inpainting import load_scheduler
+from components.models.generators import swapped_scheduler
 from components.zoo import inpainting as sd_zoo
 from components.zoo import text as t5_zoo
+from components.zoo.build import GENERATOR_FOLDERS
 
-PAPER_PROFILE = Path(__file__).resolve().parents[1] / "infra" / "profiles" / "paper.yaml"
+PROFILES = Path(__file__).resolve().parents[1] / "infra" / "profiles"
+PAPER_PROFILES = {
+    "sd": PROFILES / "paper.yaml",
+    "sdxl": PROFILES / "paper-sdxl.yaml",
+    "flux-fill": PROFILES / "paper-flux.yaml",
+}
 STEP_PARTS = ("encoders", "head", "generation", "composition", "clip_on_result", "losses")
 
 
@@ -77,6 +90,14 @@ SETTINGS = (
     Setting("no guidance", {"guidance_scale": 1.0}, kept=False),  # what CFG costs, not the paper's
     Setting("compiled UNet", {"compile_unet": True}, cuda_only=True, same_flops=True),  # last
 )
+# SDXL and FLUX.1 Fill: the paper-faithful setting, bf16, the feature cache and fewer steps with
+# the checkpoint's own sampler (FLUX's flow-matching Euler has no DPM-Solver counterpart here)
+OTHER_GENERATOR_SETTINGS = (
+    Setting("baseline"),
+    Setting("bf16 autocast", bf16=True, same_flops=True),
+    Setting("cached features", cached=True),
+    Setting("K=4", {"steps": 4}),
+)
 BASELINE = {"attention": "sdpa", "channels_last": False, "compile_unet": False, "tau": 0.0}
 
 
@@ -85,18 +106,21 @@ class Bench:
     """The loaded frozen models, the batch and where to run."""
 
     model: RegionEditModel  # the frozen parts every setting shares
-    inpainting: str  # the SD folder, for other schedulers
     describer: Describer
     batch: tuple[torch.Tensor, list[str], list[str], list[str]]
     device: torch.device
+    scheduler: SchedulerMixin  # the generator's own sampler; settings swap in compatible ones
 
 
-def paper_models(cache: Path, seed: int) -> ModelsConfig:
-    """Paper-size random models: built once into `cache` by the zoo's builders."""
+def paper_models(cache: Path, seed: int, sd: bool = True) -> ModelsConfig:
+    """Paper-size random models: built once into `cache` by the zoo's builders (SD 1.5
+    inpainting only when `sd`: the other generators are built in memory)."""
     builders = {
         "t5": lambda out: t5_zoo.build_instruction_encoder(out, seed, t5_zoo.PAPER_SHAPE),
         "sd-inpainting": lambda out: sd_zoo.build_inpainting(out, seed, shape=sd_zoo.PAPER_SHAPE),
     }
+    if not sd:
+        del builders["sd-inpainting"]
     for name, build in builders.items():
         done = cache / f"{name}.built"
         if not done.exists():
@@ -111,9 +135,15 @@ def paper_models(cache: Path, seed: int) -> ModelsConfig:
     )
 
 
-def load_bench(params: Params, device: torch.device, batch: int) -> Bench:
+def load_bench(params: Params, device: torch.device, batch: int, generator=None) -> Bench:
+    """The frozen models params name (or `generator` instead of models.inpainting's)."""
     torch.manual_seed(params.seed)
-    model = build_region_edit_model(params.models, params.method).to(device)
+    if generator is None:
+        model = build_region_edit_model(params.models, params.method)
+    else:
+        encoders = build_encoders(params.models, params.method.instruction_tokens)
+        model = RegionEditModel(encoders, generator, params.method)
+    model = model.to(device)
     model.generator.to(device)
     images, t_o, t_ins, t_e = demo_edit_batch(len(DEMO_EDITS), params.method.resolution)
     rows = [i % len(DEMO_EDITS) for i in range(batch)]
@@ -125,17 +155,18 @@ def load_bench(params: Params, device: torch.device, batch: int) -> Bench:
     )
     template = params.describe.model_copy(update={"backend": "template"})  # texts are given
     describer = Describer.from_params(params.model_copy(update={"describe": template}))
-    return Bench(model, params.models.inpainting, describer, data, device)
+    return Bench(model, describer, data, device, model.generator.parts.scheduler)
 
 
 def configured(bench: Bench, method: MethodConfig) -> RegionEditModel:
     """The shared frozen parts with `method`'s generator options and a fresh seeded head."""
-    parts = bench.model.generator.parts
-    parts = replace(parts, scheduler=load_scheduler(bench.inpainting, method.scheduler))
-    torch.manual_seed(0)
-    return RegionEditModel(bench.model.encoders, generator_for(parts, method), method).to(
-        bench.device
+    shared = bench.model.generator
+    parts = replace(shared.parts, scheduler=swapped_scheduler(bench.scheduler, method.scheduler))
+    generator = generator_on(
+        shared.family, parts, method.attention, method.channels_last, method.compile_unet
     )
+    torch.manual_seed(0)
+    return RegionEditModel(bench.model.encoders, generator, method).to(bench.device)
 
 
 def step_runner(
@@ -330,6 +361,7 @@ def machine(device: torch.device) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=["tiny", "paper"], default="tiny")
+    parser.add_argument("--generator", choices=list(GENERATORS), help="default: params.yaml's")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--batch", type=int, help="default: 4 (tiny), 1 (paper, CPU), 32 (GPU)")
     parser.add_argument("--flops-only", action="store_true", help="count FLOPs, time nothing")
@@ -341,31 +373,48 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--settings", help="comma-separated names of settings to run (default all)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    family = args.generator or "sd"
+    generator = None
     if args.size == "paper":
-        params = load_params(PAPER_PROFILE)
-        params = params.model_copy(update={"models": paper_models(Path(args.cache), params.seed)})
+        params = load_params(PAPER_PROFILES[family])
+        models = paper_models(Path(args.cache), params.seed, sd=family not in IN_MEMORY)
+        params = params.model_copy(update={"models": models})
         batch = args.batch or (32 if device.type == "cuda" else 1)
+        if family in IN_MEMORY:
+            if device.type == "cpu" and not args.flops_only:
+                raise SystemExit(
+                    f"--generator {family} at paper size does not fit this machine's memory: "
+                    "on a CPU add --flops-only (its weights are then one expanded zero)"
+                )
+            generator = paper_generator(family, device, hollow=device.type == "cpu")
     else:
         params = load_params(args.params)
+        if args.generator:
+            folder = Path(params.models.zoo) / GENERATOR_FOLDERS[family]
+            models = params.models.model_copy(update={"inpainting": str(folder)})
+            params = params.model_copy(update={"models": models})
         batch = args.batch or 4
-    settings = SETTINGS
+    ladder = OTHER_GENERATOR_SETTINGS if family in IN_MEMORY else SETTINGS
+    settings = ladder
     if args.settings:
         wanted = [name.strip() for name in args.settings.split(",")]
-        unknown = set(wanted) - {s.name for s in SETTINGS}
+        unknown = set(wanted) - {s.name for s in ladder}
         if unknown:
             raise SystemExit(
-                f"--settings: unknown {sorted(unknown)}; choose from {[s.name for s in SETTINGS]}"
+                f"--settings: unknown {sorted(unknown)}; choose from {[s.name for s in ladder]}"
             )
-        settings = tuple(s for s in SETTINGS if s.name in wanted)
-    bench = load_bench(params, device, batch)
+        settings = tuple(s for s in ladder if s.name in wanted)
+    bench = load_bench(params, device, batch, generator)
     print(
-        f"{args.size} size on {machine(device)}: batch {batch}, resolution "
+        f"{args.size} size, generator {bench.model.generator.family}, on {machine(device)}: "
+        f"batch {batch}, resolution "
         f"{params.method.resolution}, K = {params.method.steps} at baseline, "
         f"{'FLOPs only' if args.flops_only else f'median of {args.repeats}'}",
         flush=True,
     )
     report = {
         "size": args.size,
+        "generator": bench.model.generator.family,
         "machine": machine(device),
         "torch": torch.__version__,
         "batch": batch,

@@ -92,14 +92,15 @@ class MethodConfig(_Strict):
     # is 1/N^2 for the tiny zoo's N = 64 tokens (the paper profile: 1/65,536 for N = 256)
     lambda_s: float = 1 / 4096
     resolution: int = Field(64, ge=16)  # generation resolution, a multiple of the VAE factor
+    # (FLUX: of twice it); the generator is the one models.inpainting's folder holds (README)
     steps: int = Field(4, ge=1)  # K denoising steps
-    guidance_scale: float = Field(7.5, ge=1.0)  # classifier-free guidance
+    guidance_scale: float = Field(7.5, ge=1.0)  # classifier-free (FLUX.1 dev: distilled) guidance
     scheduler: str | None = None  # a diffusers scheduler class; None = the checkpoint's (SD: PNDM)
     masked_image_latents: Literal["exact", "approx"] = "exact"  # see DESIGN §4
     composition: Literal["pixel", "latent"] = "pixel"  # where res = M*gen + (1-M)*src is formed
-    attention: Literal["sdpa", "eager"] = "sdpa"  # SD's attention: PyTorch's fused SDPA or eager
+    attention: Literal["sdpa", "eager"] = "sdpa"  # UNet attention: fused SDPA or eager (FLUX: sdpa)
     channels_last: bool = False  # UNet and VAE convolutions in channels_last memory (GPU speed)
-    compile_unet: bool = False  # torch.compile the UNet (GPU; the first steps compile it)
+    compile_unet: bool = False  # torch.compile the UNet or FLUX's transformer (GPU; first steps)
     proposal_dilation: int = Field(1, ge=0)  # grid cells generated around the hard mask
     min_proposal_cells: int = Field(1, ge=1)  # highest-P cells always generated: no dead start
     feather: int = Field(3, ge=0)  # pixels of soft edge when pasting the source back

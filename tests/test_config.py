@@ -11,7 +11,15 @@ from components.config import ConfigError, load_params
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("path", ["params.yaml", "infra/profiles/paper.yaml"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "params.yaml",
+        "infra/profiles/paper.yaml",
+        "infra/profiles/paper-sdxl.yaml",
+        "infra/profiles/paper-flux.yaml",
+    ],
+)
 def test_shipped_profiles_parse(path):
     params = load_params(ROOT / path)
     assert list(params.scales) == ["1M", "2M", "3M", "4M", "5M"]

@@ -24,13 +24,13 @@ from components.generation import load_generator
 from components.generation.generator import Generator
 from components.models.generators import UnknownGeneratorError
 from components.models.loading import ModelLoadError
+from components.zoo.build import GENERATOR_FOLDERS as FOLDERS
 from components.zoo.inpainting import build_inpainting
 
 PROMPTS = ["a red cat on a sofa", "a dog"]
 STEPS = 3
 GUIDANCE = 7.5
 TOLERANCE = 1e-5  # same ops in the same order on CPU: measured 0.0, allow float noise
-FOLDERS = {"sd": "sd-inpainting", "sdxl": "sdxl-inpainting", "flux-fill": "flux-fill"}
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,9 @@ for all three; only `models.inpainting` changes."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,12 +20,13 @@ from components.editing import Editor
 from components.features.store import read_unconditional
 from components.method.build import build_region_edit_model
 from components.training.fit import ScaleRun, fit_scale
+from components.zoo.build import GENERATOR_FOLDERS
 from flows.features import features_flow
-from tests.test_generation import FOLDERS
 from tests.test_method import frozen_parameters
 from tests.test_training import write_training_data
 
 GENERATORS = ["sdxl", "flux-fill"]  # SD runs through every other test of the method
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module", params=GENERATORS)
@@ -32,7 +36,8 @@ def family(request) -> str:
 
 @pytest.fixture(scope="module")
 def params(family, zoo, zoo_params):
-    models = zoo_params.models.model_copy(update={"inpainting": str(zoo[FOLDERS[family]])})
+    folder = str(zoo[GENERATOR_FOLDERS[family]])
+    models = zoo_params.models.model_copy(update={"inpainting": folder})
     return zoo_params.model_copy(update={"models": models})
 
 
@@ -89,3 +94,34 @@ def test_a_training_step_from_the_cache_gives_the_uncached_losses(
     # models' masks, and the runs part ways
     assert list(curves["cached"].index) == [1]
     pd.testing.assert_frame_equal(curves["cached"], curves["uncached"], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="paper-size generators need a GPU")
+def test_a_paper_size_generator_inpaints_on_a_gpu(family):
+    """SDXL inpainting and FLUX.1 Fill at their real sizes (random weights) at 1024 pixels:
+    the latents have the real geometry and Eq. 23 keeps the source outside the mask."""
+    sys.path.insert(0, str(BENCHMARKS))
+    from paper_generators import paper_generator
+
+    generator = paper_generator(family, torch.device("cuda"), hollow=False)
+    images = torch.rand(1, 3, 1024, 1024, device="cuda") * 2 - 1
+    mask = torch.zeros(1, 1, 1024, 1024, device="cuda")
+    mask[..., 256:768, 256:768] = 1
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        z_src = generator.encode_source(images)
+        latents = generator.generate(
+            images,
+            mask,
+            generator.encode_prompt(["a red square"]),
+            torch.Generator("cuda").manual_seed(0),
+            steps=2,
+            guidance_scale=7.5,
+            z_src=z_src,
+        )
+    assert latents.shape == z_src.shape and latents.shape[-2:] == (128, 128)
+    assert torch.isfinite(latents).all()
+    outside = torch.ones_like(latents, dtype=torch.bool)
+    outside[..., 32:96, 32:96] = False
+    assert torch.equal(latents[outside], z_src[outside])
+    del generator
+    torch.cuda.empty_cache()

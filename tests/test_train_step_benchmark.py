@@ -122,6 +122,37 @@ def test_flops_counted_without_computing_equal_computed_flops(train_step, zoo_pa
     assert marked == {"bf16 autocast", "channels_last", "eager attention", "compiled UNet"}
 
 
+@pytest.mark.parametrize("family", ["sdxl", "flux-fill"])
+def test_generators_built_in_memory_with_hollow_weights_count_the_saved_ones_flops(
+    train_step, zoo, zoo_params, family
+):
+    """The paper-size SDXL and FLUX counts rest on weights that are one expanded zero: at the
+    zoo's tiny size they count what the saved folder's real weights compute."""
+    import torch
+    from paper_generators import paper_generator
+
+    from components.zoo.build import GENERATOR_FOLDERS
+
+    folder = str(zoo[GENERATOR_FOLDERS[family]])
+    params = zoo_params.model_copy(
+        update={"models": zoo_params.models.model_copy(update={"inpainting": folder})}
+    )
+    method = params.method.model_copy(update=train_step.BASELINE)
+    cpu = torch.device("cpu")
+    counts = []
+    for generator in (None, paper_generator(family, cpu, hollow=True, size="tiny")):
+        bench = train_step.load_bench(params, cpu, batch=2, generator=generator)
+        model = train_step.configured(bench, method)
+        assert model.generator.family == family
+        step = train_step.step_runner(model, bench, bf16=False, cached=False)
+        edit = train_step.edit_runner(model, bench, bf16=False)
+        counts.append(
+            [train_step.count_flops(run, compute=generator is None) for run in (step, edit)]
+        )
+    assert counts[1] == counts[0]
+    assert counts[0][0]["generation"] > 0
+
+
 def test_a_timed_run_reports_seconds_and_peaks_per_component(train_step, params_file, tmp_path):
     batch = 2
     settings = run(

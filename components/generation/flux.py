@@ -65,11 +65,6 @@ class FluxFillGenerator(Generator):
         names = ("transformer", "vae", "text_encoder", "text_encoder_2")
         return {name: getattr(self.parts, name) for name in names}
 
-    def with_options(
-        self, attention: Attention, channels_last: bool, compile_denoiser: bool
-    ) -> FluxFillGenerator:
-        return FluxFillGenerator(self.parts, attention, channels_last, compile_denoiser)
-
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> PromptConditioning:
         """T5's states (what the transformer attends to) and CLIP's pooled embedding."""

@@ -61,12 +61,6 @@ class Generator(ABC):
         """Every network, by its diffusers folder name: all frozen and in eval mode."""
 
     @abstractmethod
-    def with_options(
-        self, attention: Attention, channels_last: bool, compile_denoiser: bool
-    ) -> Generator:
-        """The same frozen modules with other speed options (method.attention, ...)."""
-
-    @abstractmethod
     def encode_prompt(self, prompts: list[str]) -> PromptConditioning:
         """The conditioning of each prompt (and the empty prompt's, where guidance needs it)."""
 

@@ -81,11 +81,6 @@ class StableDiffusionGenerator(Generator):
         modules = {name: getattr(self.parts, name) for name in names}
         return {name: module for name, module in modules.items() if module is not None}
 
-    def with_options(
-        self, attention: Attention, channels_last: bool, compile_denoiser: bool
-    ) -> StableDiffusionGenerator:
-        return type(self)(self.parts, attention, channels_last, compile_denoiser)
-
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> PromptConditioning:
         return PromptConditioning(

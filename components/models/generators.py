@@ -146,6 +146,11 @@ def load_scheduler(source: str, name: str | None) -> SchedulerMixin:
     """The saved scheduler, or the compatible diffusers class `name` built from its config."""
     _, saved_class = DiffusionPipeline.load_config(source)["scheduler"]  # model_index.json
     saved = getattr(diffusers, saved_class).from_pretrained(source, subfolder="scheduler")
+    return swapped_scheduler(saved, name)
+
+
+def swapped_scheduler(saved: SchedulerMixin, name: str | None) -> SchedulerMixin:
+    """`saved` itself (None), or the compatible diffusers class `name` built from its config."""
     if name is None:
         return saved
     compatible = {cls.__name__: cls for cls in saved.compatibles}

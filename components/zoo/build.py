@@ -30,6 +30,9 @@ BUILDERS: dict[str, Callable[[Path, int], Path]] = {
     "dino": build_dino,
 }
 
+# each generator family's folder in the zoo (components.generation: GENERATORS)
+GENERATOR_FOLDERS = {"sd": "sd-inpainting", "sdxl": "sdxl-inpainting", "flux-fill": "flux-fill"}
+
 
 def build_zoo(out: Path, seed: int) -> dict[str, Path]:
     """Build every tiny model into `out/<name>`; the same seed gives byte-identical files."""
