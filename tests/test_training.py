@@ -151,6 +151,7 @@ def test_equal_epochs_train_each_scale_in_proportion_and_mlflow_says_what_ran(
         "train 1M: default profile, 4 training samples, random models"
     )
     assert by_scale["1M"]["tags.training_samples"] == "4"
+    assert by_scale["1M"]["tags.generator"] == "sd"  # read from models.inpainting's folder
     assert "metrics.train/grad_norm" in runs.columns
 
 

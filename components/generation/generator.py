@@ -38,12 +38,6 @@ class PromptConditioning:
     text: dict[str, Tensor]
     unconditional: dict[str, Tensor]
 
-    def to(self, device: torch.device | str, dtype: torch.dtype) -> PromptConditioning:
-        return PromptConditioning(
-            text={k: v.to(device, dtype) for k, v in self.text.items()},
-            unconditional={k: v.to(device, dtype) for k, v in self.unconditional.items()},
-        )
-
 
 class Generator(ABC):
     """Repaint the masked region of a batch of images under a prompt with a frozen model."""

@@ -70,7 +70,13 @@ class UnknownGeneratorError(ValueError):
     """A folder whose pipeline class no generator implements."""
 
 
-def generator_family(source: str) -> tuple[str, dict]:
+def generator_family(name: str) -> str:
+    """The generator family of a diffusers folder or hub id (sd, sdxl or flux-fill)."""
+    folder = local_folder(name)
+    return _family(name if folder is None else str(checked_folder(folder)))[0]
+
+
+def _family(source: str) -> tuple[str, dict]:
     """(family, model_index.json) of a diffusers folder or hub id."""
     index = DiffusionPipeline.load_config(source)
     family = FAMILIES.get(index.get("_class_name"))
@@ -90,7 +96,7 @@ def load_generator_parts(
     sampler class. `trust_remote_code` is passed to the transformers loaders."""
     folder = local_folder(name)
     source = name if folder is None else str(checked_folder(folder))
-    family, index = generator_family(source)
+    family, index = _family(source)
     text = {"use_safetensors": True, "trust_remote_code": trust_remote_code}
     tokenizer = {"trust_remote_code": trust_remote_code}
     vae = AutoencoderKL.from_pretrained(source, subfolder="vae", use_safetensors=True)

@@ -15,6 +15,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from components.config import Params
 from components.evaluation.labels import OURS, overall, provenance
+from components.models.generators import generator_family
 
 MODEL_NAME = "region-head"
 SWEEP_TAG = "regionedit.sweep"
@@ -116,7 +117,8 @@ def start_scale_run(
     tags: dict[str, str],
 ) -> str:
     """A new child run for one scale, with its flattened params and tags. Its name says what
-    ran: the profile, the sample count and whether the method's models are real checkpoints."""
+    ran: the profile, the sample count and whether the method's models are real checkpoints;
+    the `generator` tag says which generator family models.inpainting holds."""
     count = params.scales[scale]
     models = overall(provenance(params.models), OURS)
     ablation = f", ablation {params.ablation}" if params.ablation else ""
@@ -133,6 +135,7 @@ def start_scale_run(
             "ablation": params.ablation or "none",
             "training_samples": str(count),
             "models": models,
+            "generator": generator_family(params.models.inpainting),
             **tags,
         },
     )
