@@ -158,20 +158,27 @@ def test_a_training_step_from_the_cache_runs_no_frozen_text_or_source_encoder(
     assert calls == {"t5": 1, "clip_text": 2, "sd_text": 2, "vae_encoder": 2, "clip_image": 2}
 
 
-def test_training_from_the_cache_reaches_the_uncached_losses(cache, data, zoo_params, tmp_path):
-    params = zoo_params.model_copy(
+def cached_and_uncached_curves(params, data, cache: Path, steps: int, out: Path) -> dict:
+    """The loss curves of `steps` training steps at batch 2 on 4 samples, with features from
+    `cache` and computed in every step."""
+    params = params.model_copy(
         update={
             "scales": {"1M": 4},
-            "train": zoo_params.train.model_copy(
-                update={"max_steps": 3, "batch_size": 2, "out": str(tmp_path)}
+            "train": params.train.model_copy(
+                update={"max_steps": steps, "batch_size": 2, "out": str(out)}
             ),
         }
     )
     curves = {}
     for name, features in (("uncached", None), ("cached", cache)):
-        run = ScaleRun("1M", *data, tmp_path / name, tmp_path / f"{name}.csv", None, None, features)
+        run = ScaleRun("1M", *data, out / name, out / f"{name}.csv", None, None, features)
         fit_scale(params, run, resume=False)
         curves[name] = pd.read_csv(run.loss_curve).set_index("step")
+    return curves
+
+
+def test_training_from_the_cache_reaches_the_uncached_losses(cache, data, zoo_params, tmp_path):
+    curves = cached_and_uncached_curves(zoo_params, data, cache, 3, tmp_path)
     assert list(curves["cached"].index) == [1, 2, 3]
     pd.testing.assert_frame_equal(curves["cached"], curves["uncached"], rtol=1e-3, atol=1e-3)
 

@@ -19,9 +19,9 @@ from components.data.demo_edits import DEMO_EDITS, demo_edit_batch, demo_photo
 from components.editing import Editor
 from components.features.store import read_unconditional
 from components.method.build import build_region_edit_model
-from components.training.fit import ScaleRun, fit_scale
 from components.zoo.build import GENERATOR_FOLDERS
 from flows.features import features_flow
+from tests.test_features import cached_and_uncached_curves
 from tests.test_method import frozen_parameters
 from tests.test_training import write_training_data
 
@@ -77,19 +77,7 @@ def test_a_training_step_from_the_cache_gives_the_uncached_losses(
     features_flow(*data, cache, params, cache / "metrics.json", batch_size=4)
     expected = {"sdxl": {"prompt"}, "flux-fill": set()}[family]  # FLUX: no unconditional
     assert set(read_unconditional(cache)) == expected | ({"pooled_prompt"} if expected else set())
-    params = params.model_copy(
-        update={
-            "scales": {"1M": 4},
-            "train": params.train.model_copy(
-                update={"max_steps": 1, "batch_size": 2, "out": str(tmp_path)}
-            ),
-        }
-    )
-    curves = {}
-    for name, features in (("uncached", None), ("cached", cache)):
-        run = ScaleRun("1M", *data, tmp_path / name, tmp_path / f"{name}.csv", None, None, features)
-        fit_scale(params, run, resume=False)
-        curves[name] = pd.read_csv(run.loss_curve).set_index("step")
+    curves = cached_and_uncached_curves(params, data, cache, 1, tmp_path)
     # one step: after it, float16 storage (~1e-4 apart here) can flip a cell of these random
     # models' masks, and the runs part ways
     assert list(curves["cached"].index) == [1]

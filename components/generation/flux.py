@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from diffusers import FluxFillPipeline
 from diffusers.pipelines.flux.pipeline_flux_fill import calculate_shift
-from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor, nn
 
 from components.generation.generator import (
@@ -55,7 +54,6 @@ class FluxFillGenerator(Generator):
             parts.vae.to(memory_format=torch.channels_last)
         if compile_denoiser:
             parts.transformer.compile()
-        self.latent_channels = parts.vae.config.latent_channels
 
     @property
     def denoiser(self) -> nn.Module:
@@ -102,24 +100,15 @@ class FluxFillGenerator(Generator):
         masked_image_latents: MaskedImageLatents = "exact",
         z_src: Tensor | None = None,
     ) -> Tensor:
-        self.checked(masked_image_latents)
-        images = self.pixels(images)
-        mask = self.binarised(mask, images)
         batch, grid = images.shape[0], self.latent_grid(images)
         if grid[0] % 2 or grid[1] % 2:
             raise ValueError(
                 f"FLUX packs 2x2 latent patches: the image side ({images.shape[-2]}x"
                 f"{images.shape[-1]}) must be a multiple of {2 * self.downsample}"
             )
-        if z_src is None and (blend or masked_image_latents == "approx"):
-            z_src = self.encode_source(images)
+        images, mask, z_src = self.prepared(images, mask, blend, masked_image_latents, z_src)
         sigmas = self._sigmas(steps, grid)
-        noise = randn_tensor(
-            (batch, self.latent_channels, *grid),
-            generator=generator,
-            device=self.device,
-            dtype=self.dtype,
-        )
+        noise = self.initial_noise(images, generator)
         m = self.latent_mask(mask, grid)
         condition = self._fill_condition(images, mask, m, z_src, masked_image_latents, generator)
         image_ids = FluxFillPipeline._prepare_latent_image_ids(
@@ -179,11 +168,7 @@ class FluxFillGenerator(Generator):
         generator: torch.Generator,
     ) -> Tensor:
         """FLUX.1 Fill's packed conditioning tokens: [masked-image latent, folded pixel mask]."""
-        if masked_image_latents == "approx":
-            masked = (1 - m) * z_src  # Appendix A's approximation
-        else:
-            posterior = self.vae.encode(images * (1 - mask)).latent_dist
-            masked = self.latents_of(posterior.sample(generator))
+        masked = self.masked_image_latent(images, mask, m, z_src, masked_image_latents, generator)
         f = self.downsample
         batch, _, height, width = mask.shape
         folded = (  # (B, f*f, H/f, W/f): each latent cell's f x f pixels as channels

@@ -22,6 +22,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
+from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor, nn
 
 MaskedImageLatents = Literal["exact", "approx"]
@@ -113,19 +114,59 @@ class Generator(ABC):
     def pixels(self, images: Tensor) -> Tensor:
         return images.to(device=self.device, dtype=self.vae.dtype)
 
+    @property
+    def latent_channels(self) -> int:
+        return self.vae.config.latent_channels
+
     def latent_grid(self, images: Tensor) -> tuple[int, int]:
         return images.shape[-2] // self.downsample, images.shape[-1] // self.downsample
 
-    @staticmethod
-    def binarised(mask: Tensor, images: Tensor) -> Tensor:
-        """The pixel mask as 0/1, as diffusers' mask processor binarises it."""
-        return (mask.to(images) >= 0.5).to(images)
+    def prepared(
+        self,
+        images: Tensor,
+        mask: Tensor,
+        blend: bool,
+        masked_image_latents: MaskedImageLatents,
+        z_src: Tensor | None,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """`generate`'s inputs: the images on the VAE's device and dtype, the mask binarised
+        as diffusers' mask processor does, and z_src where the blend or the approximate
+        masked-image latent needs it."""
+        if masked_image_latents not in ("exact", "approx"):
+            raise ValueError(f"masked_image_latents={masked_image_latents!r}: use exact or approx")
+        images = self.pixels(images)
+        mask = (mask.to(images) >= 0.5).to(images)
+        if z_src is None and (blend or masked_image_latents == "approx"):
+            z_src = self.encode_source(images)
+        return images, mask, z_src
+
+    def initial_noise(self, images: Tensor, generator: torch.Generator) -> Tensor:
+        """The seeded noise on the latent grid, drawn before the masked-image latent's sample,
+        in diffusers' order."""
+        return randn_tensor(
+            (images.shape[0], self.latent_channels, *self.latent_grid(images)),
+            generator=generator,
+            device=self.device,
+            dtype=self.dtype,
+        )
+
+    def masked_image_latent(
+        self,
+        images: Tensor,
+        mask: Tensor,
+        m: Tensor,
+        z_src: Tensor | None,
+        masked_image_latents: MaskedImageLatents,
+        generator: torch.Generator,
+    ) -> Tensor:
+        """The latent of the source with the region blanked: "exact" encodes the pixels zeroed
+        inside the mask (sampled from the VAE's distribution, as the pipelines do); "approx" is
+        Appendix A's (1-m)*z_src, one VAE encode fewer."""
+        if masked_image_latents == "approx":
+            return (1 - m) * z_src
+        posterior = self.vae.encode(images * (1 - mask)).latent_dist
+        return self.latents_of(posterior.sample(generator))
 
     @staticmethod
     def latent_mask(mask: Tensor, grid: tuple[int, int]) -> Tensor:
         return F.interpolate(mask, size=grid)  # nearest, as diffusers resizes the mask
-
-    @staticmethod
-    def checked(masked_image_latents: str) -> None:
-        if masked_image_latents not in ("exact", "approx"):
-            raise ValueError(f"masked_image_latents={masked_image_latents!r}: use exact or approx")

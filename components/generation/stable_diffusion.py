@@ -31,7 +31,6 @@ import inspect
 
 import torch
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
-from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor, nn
 
 from components.generation.generator import (
@@ -69,7 +68,6 @@ class StableDiffusionGenerator(Generator):
             module.to(memory_format=layout)
         if compile_denoiser:
             parts.unet.compile()  # in place: the module (and its frozen weights) stays the same
-        self.latent_channels = parts.vae.config.latent_channels
         self.conditions_on_mask = parts.unet.config.in_channels != self.latent_channels
 
     @property
@@ -101,22 +99,12 @@ class StableDiffusionGenerator(Generator):
         masked_image_latents: MaskedImageLatents = "exact",
         z_src: Tensor | None = None,
     ) -> Tensor:
-        self.checked(masked_image_latents)
         if not (self.conditions_on_mask or blend):
             raise ValueError("a 4-channel UNet sees no mask: it inpaints only with blend=True")
-        images = self.pixels(images)
-        mask = self.binarised(mask, images)
-        if z_src is None and (blend or masked_image_latents == "approx"):
-            z_src = self.encode_source(images)
+        images, mask, z_src = self.prepared(images, mask, blend, masked_image_latents, z_src)
         timesteps = self._timesteps(steps)
-        grid = self.latent_grid(images)
-        noise = randn_tensor(
-            (images.shape[0], self.latent_channels, *grid),
-            generator=generator,
-            device=self.device,
-            dtype=self.dtype,
-        )  # drawn before the masked-image latent's sample, in diffusers' order
-        m = self.latent_mask(mask, grid)
+        noise = self.initial_noise(images, generator)
+        m = self.latent_mask(mask, self.latent_grid(images))
         extra = self._mask_channels(images, mask, m, z_src, masked_image_latents, generator)
         added = self._added_conditions(conditioning, images.shape[-2:])
         step_kwargs = self._step_kwargs(generator)
@@ -160,11 +148,7 @@ class StableDiffusionGenerator(Generator):
         """The UNet's extra input [m, masked-image latent], or None for a 4-channel UNet."""
         if not self.conditions_on_mask:
             return None
-        if masked_image_latents == "approx":
-            masked = (1 - m) * z_src  # Appendix A's approximation
-        else:
-            posterior = self.vae.encode(images * (mask < 0.5)).latent_dist
-            masked = self.latents_of(posterior.sample(generator))
+        masked = self.masked_image_latent(images, mask, m, z_src, masked_image_latents, generator)
         return torch.cat([m, masked.to(self.dtype)], dim=1)
 
     def _step_kwargs(self, generator: torch.Generator) -> dict[str, object]:

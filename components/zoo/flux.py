@@ -15,16 +15,16 @@ from typing import Any
 
 import torch
 from diffusers import (
-    AutoencoderKL,
     FlowMatchEulerDiscreteScheduler,
     FluxFillPipeline,
     FluxTransformer2DModel,
 )
-from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+from transformers import CLIPTextModel, T5Config, T5EncoderModel
 
 from components.zoo.corpus import corpus
 from components.zoo.inpainting import PAPER_SHAPE as SD_PAPER_SHAPE
-from components.zoo.inpainting import TEXT_WIDTH, character_tokenizer
+from components.zoo.inpainting import TINY_SHAPE as SD_TINY_SHAPE
+from components.zoo.inpainting import autoencoder, character_tokenizer, clip_text_config
 from components.zoo.text import sentencepiece_tokenizer
 
 LATENT_CHANNELS = 16
@@ -40,18 +40,8 @@ TINY_SHAPE: dict[str, dict[str, Any]] = {
         "num_attention_heads": 2,
         "axes_dims_rope": (4, 6, 6),
     },
-    "vae": {
-        "block_out_channels": (8, 16, 16, 16),
-        "layers_per_block": 1,
-        "norm_num_groups": 8,
-        "sample_size": 64,
-    },
-    "text": {
-        "hidden_size": TEXT_WIDTH,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-    },
+    "vae": SD_TINY_SHAPE.vae,
+    "text": SD_TINY_SHAPE.text,
     "t5": {"d_model": 48, "d_kv": 16, "d_ff": 96, "num_layers": 2, "num_heads": 3},
 }
 PAPER_SHAPE: dict[str, dict[str, Any]] = {  # FLUX.1-Fill-dev, 1024 pixels
@@ -81,16 +71,7 @@ def flux_fill_parts(seed: int, shape: dict[str, dict[str, Any]]) -> dict[str, An
     paper-size benchmarks, where the seed is moot)."""
     tokenizer, tokenizer_2 = character_tokenizer(), sentencepiece_tokenizer(corpus(seed))
     torch.manual_seed(seed + 2)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            max_position_embeddings=77,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            **shape["text"],
-        )
-    )
+    text_encoder = CLIPTextModel(clip_text_config(tokenizer, shape["text"]))
     torch.manual_seed(seed + 3)
     text_encoder_2 = T5EncoderModel(
         T5Config(
@@ -113,17 +94,13 @@ def flux_fill_parts(seed: int, shape: dict[str, dict[str, Any]]) -> dict[str, An
         **shape["transformer"],
     )
     torch.manual_seed(seed + 1)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        latent_channels=LATENT_CHANNELS,
-        scaling_factor=0.3611,  # FLUX's autoencoder
+    vae = autoencoder(  # FLUX's autoencoder
+        shape["vae"],
+        LATENT_CHANNELS,
+        scaling_factor=0.3611,
         shift_factor=0.1159,
         use_quant_conv=False,
         use_post_quant_conv=False,
-        **shape["vae"],
     )
     scheduler = FlowMatchEulerDiscreteScheduler(
         shift=3.0,

@@ -121,25 +121,9 @@ def _parts(seed: int, in_channels: int, shape: PipelineShape) -> dict:
         **shape.unet,
     )
     torch.manual_seed(seed + 1)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        latent_channels=4,
-        **shape.vae,
-    )
+    vae = autoencoder(shape.vae)
     torch.manual_seed(seed + 2)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            max_position_embeddings=77,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            **shape.text,
-        )
-    )
+    text_encoder = CLIPTextModel(clip_text_config(tokenizer, shape.text))
     scheduler = DDIMScheduler(**SD_NOISE_SCHEDULE, clip_sample=False, set_alpha_to_one=False)
     return {
         "vae": vae,
@@ -148,6 +132,32 @@ def _parts(seed: int, in_channels: int, shape: PipelineShape) -> dict:
         "unet": unet,
         "scheduler": scheduler,
     }
+
+
+def autoencoder(shape: dict[str, Any], latent_channels: int = 4, **config: Any) -> AutoencoderKL:
+    """A VAE with SD's four 2x-downsampling blocks (an 8x latent grid), of `shape`; `config`:
+    the family's scaling and shift."""
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=latent_channels,
+        **shape,
+        **config,
+    )
+
+
+def clip_text_config(tokenizer: CLIPTokenizer, shape: dict[str, Any]) -> CLIPTextConfig:
+    """A CLIP text tower of `shape` over `tokenizer`'s vocabulary and 77 positions."""
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=77,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **shape,
+    )
 
 
 def character_tokenizer() -> CLIPTokenizer:

@@ -14,15 +14,21 @@ from typing import Any
 
 import torch
 from diffusers import (
-    AutoencoderKL,
     EulerDiscreteScheduler,
     StableDiffusionXLInpaintPipeline,
     UNet2DConditionModel,
 )
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
 from components.zoo.inpainting import PAPER_SHAPE as SD_PAPER_SHAPE
-from components.zoo.inpainting import SD_NOISE_SCHEDULE, TEXT_WIDTH, character_tokenizer
+from components.zoo.inpainting import (
+    SD_NOISE_SCHEDULE,
+    TEXT_WIDTH,
+    autoencoder,
+    character_tokenizer,
+    clip_text_config,
+)
+from components.zoo.inpainting import TINY_SHAPE as SD_TINY_SHAPE
 
 TIME_EMBED = {"tiny": 8, "paper": 256}  # addition_time_embed_dim: per time id
 TIME_IDS = 6  # original size (2), crop corner (2), target size (2)
@@ -38,25 +44,9 @@ TINY_SHAPE: dict[str, dict[str, Any]] = {
         "norm_num_groups": 16,
         "addition_time_embed_dim": TIME_EMBED["tiny"],
     },
-    "vae": {
-        "block_out_channels": (8, 16, 16, 16),
-        "layers_per_block": 1,
-        "norm_num_groups": 8,
-        "sample_size": 64,
-    },
-    "text": {
-        "hidden_size": TEXT_WIDTH,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-    },
-    "text_2": {
-        "hidden_size": TEXT_WIDTH,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "projection_dim": TEXT_WIDTH,
-    },
+    "vae": SD_TINY_SHAPE.vae,
+    "text": SD_TINY_SHAPE.text,
+    "text_2": {**SD_TINY_SHAPE.text, "projection_dim": TEXT_WIDTH},
 }
 # stable-diffusion-xl-1.0-inpainting-0.1: SDXL base's UNet with 9 input channels, 1024 pixels
 PAPER_SHAPE: dict[str, dict[str, Any]] = {
@@ -94,17 +84,10 @@ def sdxl_parts(seed: int, shape: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The pipeline's components of `shape`, seeded (built under `init_empty_weights` by the
     paper-size benchmarks, where the seed is moot)."""
     tokenizer = character_tokenizer()
-    text_config = {
-        "vocab_size": len(tokenizer),
-        "max_position_embeddings": 77,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-    }
     torch.manual_seed(seed + 2)
-    text_encoder = CLIPTextModel(CLIPTextConfig(**text_config, **shape["text"]))
+    text_encoder = CLIPTextModel(clip_text_config(tokenizer, shape["text"]))
     torch.manual_seed(seed + 3)
-    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**text_config, **shape["text_2"]))
+    text_encoder_2 = CLIPTextModelWithProjection(clip_text_config(tokenizer, shape["text_2"]))
     pooled = shape["text_2"]["projection_dim"]
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -118,15 +101,7 @@ def sdxl_parts(seed: int, shape: dict[str, dict[str, Any]]) -> dict[str, Any]:
         **shape["unet"],
     )
     torch.manual_seed(seed + 1)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        latent_channels=4,
-        scaling_factor=0.13025,  # SDXL's VAE
-        **shape["vae"],
-    )
+    vae = autoencoder(shape["vae"], scaling_factor=0.13025)  # SDXL's VAE
     scheduler = EulerDiscreteScheduler(
         **SD_NOISE_SCHEDULE, timestep_spacing="leading", interpolation_type="linear"
     )  # SDXL's sampler and schedule
