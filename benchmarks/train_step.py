@@ -176,7 +176,10 @@ def step_runner(
     images, t_o, t_ins, t_e = bench.batch
     features = None
     if cached:  # the `features` stage's work, done once, outside the step
-        features = cacheable_features(model.encoders, model.generator, images, t_o, t_ins, t_e)
+        side = model.cfg.in_training.resolution
+        features = cacheable_features(
+            model.encoders, model.generator, images, t_o, t_ins, t_e, side
+        )
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-4)
     device = bench.device
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import yaml
 from pydantic import (
@@ -106,6 +106,44 @@ class MethodConfig(_Strict):
     feather: int = Field(3, ge=0)  # pixels of soft edge when pasting the source back
     instruction_tokens: int = Field(64, ge=4)  # instruction encoder context
     max_pixels: int = Field(50_000_000, ge=1)  # Editor.edit refuses larger images
+    # The generator inside the training step only (README, Training cost): null = as above.
+    # CLIP, the head and the composition stay at `resolution`; only the generated content is
+    # made at train_resolution and resized up. Inference (Editor, evaluation) keeps the above.
+    train_resolution: int | None = Field(None, ge=16)
+    train_steps: int | None = Field(None, ge=1)
+    train_guidance_scale: float | None = Field(None, ge=1.0)
+
+    @model_validator(mode="after")
+    def _train_resolution_fits(self) -> MethodConfig:
+        side = self.train_resolution
+        if side is not None and side > self.resolution:
+            raise ValueError(
+                f"method.train_resolution {side} is above method.resolution {self.resolution}: "
+                "it only ever saves work; set it at or below the resolution (or null)"
+            )
+        if side not in (None, self.resolution) and self.composition == "latent":
+            raise ValueError(
+                "method.train_resolution needs composition: pixel (latent composition decodes "
+                "the whole image, so it has no full-resolution source to compose with)"
+            )
+        return self
+
+    @property
+    def in_training(self) -> Generation:
+        """The generator's settings inside the training step."""
+        return Generation(
+            self.train_resolution or self.resolution,
+            self.train_steps or self.steps,
+            self.guidance_scale if self.train_guidance_scale is None else self.train_guidance_scale,
+        )
+
+
+class Generation(NamedTuple):
+    """Where and how the frozen generator runs: pixels of a side, K steps, guidance."""
+
+    resolution: int
+    steps: int
+    guidance_scale: float
 
 
 class DescribeConfig(_Strict):

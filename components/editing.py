@@ -110,7 +110,7 @@ class Editor:
         x = torch.from_numpy(resized).permute(2, 0, 1)[None].float().div(255)
         x = x.to(generator.device)
         with stage("encoders"):
-            features = self.model.frozen_features(x, [t_o], [instruction], [t_e])
+            features = self.model.frozen_features(x, [t_o], [instruction], [t_e], side)
         if given is None:
             with stage("head"):
                 head = self.model.head(features.f_img, features.f_ins, features.ins_padding)

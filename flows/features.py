@@ -56,6 +56,7 @@ def cache_shard_features(
         out,
         lambda: frozen_parts_for(params, device),
         params.method.resolution,
+        params.method.in_training.resolution,  # z_src serves the training step's generator
         batch_size,
         progress.update,
     )

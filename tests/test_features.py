@@ -97,7 +97,7 @@ def test_cached_features_are_the_on_the_fly_ones_in_float16(cache, data, zoo_par
     encoders, generator = frozen(zoo_params)()
     batch = batch_from(cache, data, zoo_params)
     fresh = cacheable_features(
-        encoders, generator, batch["image"], batch["t_o"], batch["t_ins"], batch["t_e"]
+        encoders, generator, batch["image"], batch["t_o"], batch["t_ins"], batch["t_e"], 64
     )
     stored = batch["cached"]
     for name in ("t_o", "t_e", "z_src"):
@@ -122,7 +122,7 @@ def test_a_cached_forward_gives_the_uncached_losses(cache, data, zoo_params):
     batch = batch_from(cache, data, zoo_params)
     args = (batch["image"], batch["t_o"], batch["t_ins"], batch["t_e"])
     uncached = model(*args, torch.Generator().manual_seed(0))
-    in_memory = cacheable_features(model.encoders, model.generator, *args)
+    in_memory = cacheable_features(model.encoders, model.generator, *args, 64)
     exact = model(*args, torch.Generator().manual_seed(0), cached=in_memory)
     assert all(torch.equal(exact.terms[k], uncached.terms[k]) for k in uncached.terms)
     stored = model(*args, torch.Generator().manual_seed(0), cached=batch["cached"])
@@ -194,10 +194,10 @@ def test_a_rerun_skips_finished_shards_and_resumes_a_killed_one(data, zoo_params
         return frozen(zoo_params)()
 
     first, second = [p for p in plans if p.file][:2]
-    assert not cache_shard(first, data[0], out, counted_frozen, 64, 4)  # then the run died
+    assert not cache_shard(first, data[0], out, counted_frozen, 64, 64, 4)  # then the run died
     (out / SHARDS / f".{second.file}.partial").write_bytes(b"half a file")
     done = (out / SHARDS / first.file).stat().st_mtime_ns
-    reused = [cache_shard(p, data[0], out, counted_frozen, 64, 4) for p in plans]
+    reused = [cache_shard(p, data[0], out, counted_frozen, 64, 64, 4) for p in plans]
     assert reused[plans.index(first)] and not reused[plans.index(second)]
     assert (out / SHARDS / first.file).stat().st_mtime_ns == done
     summary = finish(out, plans, identity, None)
@@ -205,7 +205,7 @@ def test_a_rerun_skips_finished_shards_and_resumes_a_killed_one(data, zoo_params
     assert sorted(p.name for p in (out / SHARDS).iterdir()) == sorted(
         p.file for p in plans if p.file
     )  # the killed run's partial file is gone
-    assert all(cache_shard(p, data[0], out, counted_frozen, 64, 4) for p in plans)
+    assert all(cache_shard(p, data[0], out, counted_frozen, 64, 64, 4) for p in plans)
     smaller = zoo_params.method.model_copy(update={"resolution": 32})
     other = features_identity(zoo_params.models, smaller)
     assert {p.file for p in plan_features(*data, other)}.isdisjoint(p.file for p in plans)
@@ -225,13 +225,13 @@ def test_missing_and_corrupt_inputs_are_named(data, cache, zoo_params, tmp_path)
                 short.addfile(member, original.extractfile(member))
     shutil.copy(tmp_path / "short.tar", tar)
     with pytest.raises(FeaturesError, match=rf"{plan.shard}: no image for manifest key"):
-        cache_shard(plan, broken, tmp_path / "out", frozen(zoo_params), 64, 4)
+        cache_shard(plan, broken, tmp_path / "out", frozen(zoo_params), 64, 64, 4)
     tar.write_bytes((tmp_path / "short.tar").read_bytes()[:3000])  # cut inside a member
     with pytest.raises(FeaturesError, match=rf"{plan.shard}: unreadable shard"):
-        cache_shard(plan, broken, tmp_path / "out", frozen(zoo_params), 64, 4)
+        cache_shard(plan, broken, tmp_path / "out", frozen(zoo_params), 64, 64, 4)
     tar.unlink()
     with pytest.raises(FeaturesError, match=rf"{plan.shard}: missing shard"):
-        cache_shard(plan, broken, tmp_path / "out", frozen(zoo_params), 64, 4)
+        cache_shard(plan, broken, tmp_path / "out", frozen(zoo_params), 64, 64, 4)
 
     settings = cache_settings(zoo_params.models, zoo_params.method)
     samples = scale_samples(*data, count=4, seed=0, scale="test")
@@ -249,6 +249,9 @@ def test_missing_and_corrupt_inputs_are_named(data, cache, zoo_params, tmp_path)
     other = zoo_params.method.model_copy(update={"resolution": 32})
     with pytest.raises(FeaturesError, match="built with other resolution"):
         FeatureCache(copy, cache_settings(zoo_params.models, other))
+    cheaper = zoo_params.method.model_copy(update={"train_resolution": 32})  # z_src's side
+    with pytest.raises(FeaturesError, match="built with other z_src_resolution than"):
+        FeatureCache(copy, cache_settings(zoo_params.models, cheaper))
     (copy / INDEX_FILE).unlink()
     with pytest.raises(FeaturesError, match=rf"{INDEX_FILE}: no feature cache here"):
         FeatureCache(copy, cache_settings(zoo_params.models, zoo_params.method))

@@ -92,7 +92,7 @@ def _train_head_towards(model, target, output_bias, steps=15, lr=0.05):
     mask -> proposal -> frozen generator -> composition -> CLIP), with `target` standing in
     for T_e. Returns the hard mask's fraction of the image before each step, and after."""
     images, t_o, t_ins, t_e = demo_edit_batch(2, 64)
-    cached = cacheable_features(model.encoders, model.generator, images, t_o, t_ins, t_e)
+    cached = cacheable_features(model.encoders, model.generator, images, t_o, t_ins, t_e, 64)
     cached = dataclasses.replace(cached, t_e=target)
     with torch.no_grad():
         model.head.region_probability.mlp[-1].bias.fill_(output_bias)

@@ -1,7 +1,7 @@
 """The feature cache's index: which file holds each shard's features, and with what settings.
 
 `features` writes index.json last, atomically, so a folder with an index is complete; training
-opens the cache through `FeatureCache`, which refuses one built with other models, resolution
+opens the cache through `FeatureCache`, which refuses one built with other models, resolutions
 or instruction length than the run's params.
 """
 
@@ -33,6 +33,7 @@ def cache_settings(models: ModelsConfig, method: MethodConfig) -> dict[str, obje
         "format": FORMAT,
         "dtype": str(STORAGE_DTYPE),
         "resolution": method.resolution,
+        "z_src_resolution": method.in_training.resolution,
         "instruction_tokens": method.instruction_tokens,
         "models": {
             "clip": models.clip,

@@ -153,6 +153,7 @@ def cache_shard(
     out: Path,
     frozen_parts: Callable[[], tuple[FrozenEncoders, Generator]],
     resolution: int,
+    z_src_side: int,
     batch_size: int,
     progress: Callable[[int], None] = lambda samples: None,
 ) -> bool:
@@ -169,7 +170,13 @@ def cache_shard(
         part = slice(start, end)
         batches.append(
             cacheable_features(
-                encoders, generator, images, plan.t_o[part], plan.t_ins[part], plan.t_e[part]
+                encoders,
+                generator,
+                images,
+                plan.t_o[part],
+                plan.t_ins[part],
+                plan.t_e[part],
+                z_src_side,
             )
         )
         progress(end - start)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch.nn.functional as F
 from torch import Tensor
 
 from components.method.mask import upsample
@@ -27,3 +28,12 @@ def compose_in_latents(
     """The same blend on the latent grid, then decoded: pixels in decode's range."""
     m = upsample(mask, z_source.shape[-2:])
     return decode(m * z_generated + (1 - m) * z_source)
+
+
+def resized(pixels: Tensor, side: int) -> Tensor:
+    """(B, 3, H, W) in [0, 1] -> (B, 3, side, side), bicubic with antialiasing (as PIL resizes
+    the source); the identity at the same side. The training step generates at
+    `method.train_resolution` and brings the generation back to `method.resolution` with it."""
+    if pixels.shape[-2:] == (side, side):
+        return pixels
+    return F.interpolate(pixels, size=(side, side), mode="bicubic", antialias=True).clamp(0, 1)

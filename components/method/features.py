@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from components.generation.generator import Generator
+from components.method.composition import resized
 from components.method.encoders import FrozenEncoders
 
 
@@ -53,8 +54,11 @@ def cacheable_features(
     t_o: list[str],
     t_ins: list[str],
     t_e: list[str],
+    z_src_side: int,
 ) -> CachedFeatures:
-    """Images (B, 3, H, W) in [0, 1] at `method.resolution`, and the three texts."""
+    """Images (B, 3, H, W) in [0, 1] at `method.resolution`, and the three texts; z_src is
+    encoded at `z_src_side`, where the generator runs (the training step's
+    `method.in_training.resolution`, an edit's `method.resolution`)."""
     f_ins, ins_padding = encoders.instruction(t_ins)
     conditioning = generator.encode_prompt(t_e)
     return CachedFeatures(
@@ -64,5 +68,5 @@ def cacheable_features(
         ins_padding=ins_padding,
         prompt=conditioning.text,
         unconditional={name: value[:1] for name, value in conditioning.unconditional.items()},
-        z_src=generator.encode_source(images * 2 - 1),
+        z_src=generator.encode_source(resized(images, z_src_side) * 2 - 1),
     )

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from components.config import MethodConfig
 from components.generation.generator import Generator, PromptConditioning
-from components.method.composition import compose_in_latents, compose_in_pixels
+from components.method.composition import compose_in_latents, compose_in_pixels, resized
 from components.method.encoders import FrozenEncoders
 from components.method.features import CachedFeatures, cacheable_features
 from components.method.losses import RegionEditLoss
@@ -70,13 +70,17 @@ class RegionEditModel(nn.Module):
         t_o: list[str],
         t_ins: list[str],
         t_e: list[str],
+        z_src_side: int,
         cached: CachedFeatures | None = None,
     ) -> FrozenFeatures:
         """The source's CLIP image features, and the rest from `cached` when given (the
-        `features` stage's output, any storage dtype) or computed here."""
+        `features` stage's output, any storage dtype) or computed here, z_src at
+        `z_src_side` (where the generator runs)."""
         i_ori, f_img = self.encoders.image(images)
         if cached is None:
-            cached = cacheable_features(self.encoders, self.generator, images, t_o, t_ins, t_e)
+            cached = cacheable_features(
+                self.encoders, self.generator, images, t_o, t_ins, t_e, z_src_side
+            )
         cached = cached.to(f_img.device)
         batch, dtype = len(f_img), self.generator.dtype
         return FrozenFeatures(
@@ -113,7 +117,9 @@ class RegionEditModel(nn.Module):
         "encoders"; the texts are then not read."""
         cfg = self.cfg
         with stage("encoders"):
-            features = self.frozen_features(images, t_o, t_ins, t_e, cached)
+            features = self.frozen_features(
+                images, t_o, t_ins, t_e, cfg.in_training.resolution, cached
+            )
         with stage("head"):
             prediction = self.head(features.f_img, features.f_ins, features.ins_padding)
             mask = to_grid(straight_through_mask(prediction.p_region, cfg.tau))
@@ -142,16 +148,17 @@ class RegionEditModel(nn.Module):
         result: every loss term and the composed image. The training step passes the head's
         mask; the loss landscape passes given regions (ground truth, empty, whole, random).
         Without the head's semantic features, L_semAlign and L_total are left out: they do not
-        depend on the region."""
-        cfg = self.cfg
+        depend on the region. The generator runs with `method.in_training`'s resolution, steps
+        and guidance; the generation is resized to the images' side before the composition."""
+        cfg, generation = self.cfg, self.cfg.in_training
         with stage("generation"):
             z_generated = self.generator.generate(
-                images * 2 - 1,
-                upsample(proposal, images.shape[-2:]),
+                resized(images, generation.resolution) * 2 - 1,
+                upsample(proposal, generation.resolution),
                 features.conditioning,
                 generator,
-                steps=cfg.steps,
-                guidance_scale=cfg.guidance_scale,
+                steps=generation.steps,
+                guidance_scale=generation.guidance_scale,
                 blend=True,
                 masked_image_latents=cfg.masked_image_latents,
                 z_src=features.z_src,
@@ -176,7 +183,8 @@ class RegionEditModel(nn.Module):
             return compose_in_latents(mask, z_generated, z_src, self._decode)
         with torch.no_grad():  # in pixel space the generation is a constant
             inside = upsample(proposal, images.shape[-2:]).bool()
-            generated = torch.where(inside, self._decode(z_generated), images)
+            decoded = resized(self._decode(z_generated), images.shape[-1])
+            generated = torch.where(inside, decoded, images)
         return compose_in_pixels(mask, generated, images)
 
     def _decode(self, latents: Tensor) -> Tensor:

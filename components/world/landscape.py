@@ -35,7 +35,9 @@ def region_losses(model: RegionEditModel, edit: WorldEdit, seed: int) -> dict[st
     pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255
     device = model.generator.device
     pixels = pixels.to(device)
-    features = model.frozen_features(pixels, [edit.t_o], [edit.t_ins], [edit.t_e])
+    features = model.frozen_features(
+        pixels, [edit.t_o], [edit.t_ins], [edit.t_e], model.cfg.in_training.resolution
+    )
     grid = to_grid(features.f_img[..., 0]).shape[-1]
     truth = on_grid(edit.region(side), grid).astype(np.float32)
     regions = {
