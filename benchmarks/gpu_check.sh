@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One prepared run of every GPU check. The paper-size ladder of benchmarks/train_step.py with SD
+# One prepared run of every GPU check. The training-cost ladder of benchmarks/train_step.py
+# (samples/s of the training step's cheaper generator settings); its speed ladder with SD
 # 1.5 inpainting at the paper's per-GPU batch (32 = 256 over 8 GPUs); SDXL inpainting and FLUX.1
 # Fill at paper size (random weights built on the GPU, 1024 pixels) at a smaller batch; then the
 # GPU-only tests (compiled UNet; each paper-size generator inpaints). Writes
@@ -19,6 +20,11 @@ export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFL
     python3 -c "import torch, diffusers, transformers; print('torch', torch.__version__, \
 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)"
     # settings start until the budget is spent; the JSON is rewritten after each, so a cut keeps it
+    # first the training step's cheaper generator settings (README, Training cost), bf16, batch 32
+    timeout "${COST_LIMIT_SECONDS:-200}" python3 benchmarks/train_step.py --size paper \
+        --device cuda --ladder training-cost --batch 32 --repeats 2 \
+        --budget-seconds "$((${COST_LIMIT_SECONDS:-200} * 2 / 3))" \
+        --json "$OUT/paper_gpu_training_cost.json"
     for generator in ${GENERATORS:-sd sdxl flux-fill}; do
         if [ "$generator" = sd ]; then
             batch=32 json="$OUT/paper_gpu.json" limit=${LIMIT_SECONDS:-310}

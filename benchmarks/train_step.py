@@ -65,12 +65,14 @@ STEP_PARTS = ("encoders", "head", "generation", "composition", "clip_on_result",
 @dataclass(frozen=True)
 class Setting:
     name: str
-    method: dict[str, Any] = field(default_factory=dict)  # `method` keys this setting changes
+    # `method` keys this setting changes: values, or functions of the profile's method
+    method: dict[str, Any] = field(default_factory=dict)
     bf16: bool | None = None  # autocast the forward in bf16, as train.precision bf16-mixed does
     cached: bool | None = None  # frozen features precomputed by the `features` stage
     kept: bool = True  # False: compared with the setting before it, then dropped
     cuda_only: bool = False
     same_flops: bool = False  # the same counted ops on the same shapes as the setting before
+    training_only: bool = False  # changes only the training step: the edit's count is reused
 
 
 DPM_SOLVER = "DPMSolverMultistepScheduler"  # DPM-Solver++ (2M), diffusers' few-step sampler
@@ -98,6 +100,43 @@ OTHER_GENERATOR_SETTINGS = (
     Setting("cached features", cached=True),
     Setting("K=4", {"steps": 4}),
 )
+
+
+def half_side(method: MethodConfig) -> int:
+    """The training step's generation side at half the resolution (paper: 256 of 512 px)."""
+    return method.resolution // 2
+
+
+# The training step's own generator (method.train_*; README, Training cost), each setting
+# against the paper-faithful one, with the feature cache and bf16 (timed on a GPU; counted in
+# fp32 like every row); the edit keeps the profile's settings.
+# benchmarks/training_cost.py trains the world's head under the same settings.
+TRAINING_COST_SETTINGS = (
+    Setting("paper-faithful training", bf16=True, cached=True),  # bf16: as train.precision
+    *(
+        Setting(name, method, kept=False, training_only=True)
+        for name, method in {
+            "train K=4": {"train_steps": 4},
+            "train K=2": {"train_steps": 2},
+            "train K=1": {"train_steps": 1},
+            "train K=4 unguided": {"train_steps": 4, "train_guidance_scale": 1.0},
+            "train K=4 at half resolution": {"train_resolution": half_side, "train_steps": 4},
+            "train K=2 at half resolution": {"train_resolution": half_side, "train_steps": 2},
+            "train K=1 at half resolution": {"train_resolution": half_side, "train_steps": 1},
+            "train K=4 unguided at half resolution": {
+                "train_resolution": half_side,
+                "train_steps": 4,
+                "train_guidance_scale": 1.0,
+            },
+            "train K=2 unguided at half resolution": {
+                "train_resolution": half_side,
+                "train_steps": 2,
+                "train_guidance_scale": 1.0,
+            },
+        }.items()
+    ),
+)
+LADDERS = {"speed": SETTINGS, "training-cost": TRAINING_COST_SETTINGS}
 BASELINE = {"attention": "sdpa", "channels_last": False, "compile_unet": False, "tau": 0.0}
 
 
@@ -235,10 +274,11 @@ def measure(
     state: dict[str, Any],
     repeats: int,
     flops_only: bool,
-    flops_as: dict[str, Any] | None = None,
+    flops_as: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """One setting: FLOPs (or those of `flops_as`, a result with the same arithmetic) and,
-    unless `flops_only`, seconds and peaks per component, for a step and an edit."""
+    """One setting: FLOPs (or, per kind in `flops_as`, those of a result with the same
+    arithmetic) and, unless `flops_only`, seconds and peaks per component, for a step and an
+    edit."""
     model = configured(bench, method)
 
     def runners(bf16: bool) -> dict[str, Callable[[Stage], None]]:
@@ -249,13 +289,14 @@ def measure(
 
     # Counted in fp32: precision changes no counted shape (and CPUs lack some bf16 backward
     # kernels).
-    counted = runners(bf16=False) if flops_as is None else {}
+    flops_as = flops_as or {}
+    counted = runners(bf16=False) if len(flops_as) < 2 else {}
     out = {}
     for kind in ("training_step", "edit"):
-        if flops_as is None:
-            flops = count_flops(counted[kind], compute=False)
-        else:
+        if kind in flops_as:
             flops = {name: row["flops"] for name, row in flops_as[kind]["components"].items()}
+        else:
+            flops = count_flops(counted[kind], compute=False)
         report: dict[str, Any] = {
             "components": {name: {"flops": n} for name, n in flops.items()},
             "flops": sum(flops.values()),
@@ -293,7 +334,10 @@ def run_ladder(
     by_name: dict[str, dict[str, Any]] = {}
     for setting in settings:
         state = {
-            "method": {**kept["method"], **setting.method},
+            "method": {
+                key: value(method) if callable(value) else value
+                for key, value in {**kept["method"], **setting.method}.items()
+            },
             "bf16": kept["bf16"] if setting.bf16 is None else setting.bf16,
             "cached": kept["cached"] if setting.cached is None else setting.cached,
         }
@@ -306,9 +350,12 @@ def run_ladder(
             entry["skipped"] = f"time budget of {budget_seconds:.0f} s spent"
         else:
             print(f"[{time.perf_counter() - start:7.1f} s] {setting.name}", flush=True)
-            flops_as = by_name.get(kept_name) if setting.same_flops else None
-            if flops_as is not None:
-                entry["flops_from"] = kept_name  # not recounted: the same arithmetic
+            before = by_name.get(kept_name, {})
+            kinds = ("training_step", "edit") if setting.same_flops else ()
+            kinds = ("edit",) if setting.training_only else kinds
+            flops_as = {kind: before[kind] for kind in kinds if kind in before}
+            if flops_as:  # not recounted: the same arithmetic
+                entry["flops_from"], entry["flops_reused"] = kept_name, list(flops_as)
             try:
                 config = method.model_copy(update=state["method"])
                 entry |= measure(bench, config, state, repeats, flops_only, flops_as)
@@ -325,7 +372,7 @@ def run_ladder(
 
 def print_table(results: list[dict[str, Any]]) -> None:
     print(
-        f"\n{'setting':<24}{'vs':<22}{'GFLOP/sample':>13}{'GFLOP/edit':>11}"
+        f"\n{'setting':<36}{'vs':<22}{'GFLOP/sample':>13}{'GFLOP/edit':>11}"
         f"{'s/step':>9}{'samples/s':>10}{'speed-up':>9}{'peak MiB':>10}"
     )
     by_name = {entry["name"]: entry for entry in results}
@@ -333,12 +380,12 @@ def print_table(results: list[dict[str, Any]]) -> None:
         step, edit = entry.get("training_step", {}), entry.get("edit", {})
         note = entry.get("skipped") or entry.get("error")
         if note:
-            print(f"{entry['name']:<24}{entry['vs'] or '':<22}  {note[:90]}")
+            print(f"{entry['name']:<36}{entry['vs'] or '':<22}  {note[:90]}")
             continue
         rate = step.get("samples_per_second")
         before = by_name.get(entry["vs"], {}).get("training_step", {}).get("samples_per_second")
         print(
-            f"{entry['name']:<24}{entry['vs'] or '':<22}"
+            f"{entry['name']:<36}{entry['vs'] or '':<22}"
             f"{_num(step.get('flops_per_sample'), 1e-9, 13, '.4g')}"
             f"{_num(edit.get('flops'), 1e-9, 11, '.4g')}{_num(step.get('seconds'), 1, 9, '.3f')}"
             f"{_num(rate, 1, 10, '.2f')}"
@@ -374,6 +421,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--cache", default="/tmp/regionedit-paper-models", help="paper models")
     parser.add_argument("--budget-seconds", type=float, help="skip settings started after this")
     parser.add_argument("--settings", help="comma-separated names of settings to run (default all)")
+    parser.add_argument(
+        "--ladder",
+        choices=list(LADDERS),
+        default="speed",
+        help="speed: the speed settings of issue 8; training-cost: the training step's generator",
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     family = args.generator or "sd"
@@ -397,7 +450,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             models = params.models.model_copy(update={"inpainting": str(folder)})
             params = params.model_copy(update={"models": models})
         batch = args.batch or 4
-    ladder = OTHER_GENERATOR_SETTINGS if family in IN_MEMORY else SETTINGS
+    ladder = LADDERS[args.ladder]
+    if family in IN_MEMORY and args.ladder == "speed":
+        ladder = OTHER_GENERATOR_SETTINGS
     settings = ladder
     if args.settings:
         wanted = [name.strip() for name in args.settings.split(",")]

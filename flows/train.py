@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import mlflow
-import torch
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -23,7 +22,7 @@ from safetensors.torch import save_file
 from components.config import Params
 from components.features.index import FeatureCache, cache_settings
 from components.training.fit import LAST, ScaleRun, fit_scale
-from components.training.module import HEAD_PREFIX
+from components.training.module import head_weights
 from components.training.tracking import (
     data_version,
     digest,
@@ -157,12 +156,7 @@ def _finish(
     client: MlflowClient, run: ScaleRun, metrics: Path, count: int, ablation: str | None
 ) -> dict:
     """Head weights, artifacts, the registered version, and the final losses for DVC."""
-    checkpoint = torch.load(run.folder / LAST, map_location="cpu", weights_only=True)
-    head = {
-        key.removeprefix(HEAD_PREFIX): value.contiguous()
-        for key, value in checkpoint["state_dict"].items()
-    }
-    save_file(head, run.folder / HEAD_FILE)
+    save_file(head_weights(run.folder / LAST), run.folder / HEAD_FILE)
     client.log_artifact(run.run_id, str(run.folder / HEAD_FILE), "head")
     client.log_artifact(run.run_id, str(run.folder / LAST), "checkpoint")
     version = register_head(client, run.run_id, "head", run.scale, ablation)

@@ -97,6 +97,39 @@ def test_flops_follow_the_settings(train_step, params_file, zoo_params, tmp_path
     assert latent["generation"] == pixel["generation"]
 
 
+def test_the_training_cost_ladder_cuts_only_the_training_steps_work(
+    train_step, params_file, tmp_path
+):
+    names = [
+        "paper-faithful training",
+        "train K=1",
+        "train K=4 unguided",
+        "train K=4 at half resolution",
+    ]
+    settings = run(
+        train_step, params_file, tmp_path / "cost.json",
+        "--flops-only", "--batch", "2", "--ladder", "training-cost", "--settings", ",".join(names),
+    )  # fmt: skip
+    faithful = settings["paper-faithful training"]
+    assert faithful["cached"] and faithful["method"].get("train_steps") is None
+    for name in names[1:]:  # the edit is the profile's: its count is reused, not redone
+        assert settings[name]["flops_reused"] == ["edit"]
+        assert settings[name]["edit"] == faithful["edit"]
+    step = {name: components(settings[name]) for name in names}
+    generation = {name: parts["generation"] for name, parts in step.items()}
+    # the tiny zoo's K is 2 with guidance (and one VAE encode of the masked image): K = 1 is one
+    # guided UNet call fewer, K = 4 without guidance the same work as K = 2 with it
+    one_call = generation["paper-faithful training"] - generation["train K=1"]
+    assert 0 < generation["train K=1"] - one_call < one_call  # the encode is the rest
+    assert generation["train K=4 unguided"] == generation["paper-faithful training"]
+    half = step["train K=4 at half resolution"]
+    assert settings["train K=4 at half resolution"]["method"]["train_resolution"] == 32
+    assert half["generation"] < generation["train K=4 unguided"]  # K=4 guided at a quarter
+    assert half["composition"] < step["paper-faithful training"]["composition"]  # decode at 32
+    for part in ("encoders", "head", "clip_on_result"):  # CLIP and the head: at 64 px as before
+        assert half[part] == step["paper-faithful training"][part]
+
+
 def test_flops_counted_without_computing_equal_computed_flops(train_step, zoo_params):
     import torch
     from breakdown import FlopBreakdown, flop_counter

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -77,3 +78,9 @@ class RegionEditModule(L.LightningModule):
             key: value.detach().cpu().contiguous()
             for key, value in self.model.head.state_dict().items()
         }
+
+
+def head_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """The head's weights in a checkpoint of this module, named as `RegionHead` names them."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    return {key.removeprefix(HEAD_PREFIX): value.contiguous() for key, value in state.items()}
