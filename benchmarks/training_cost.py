@@ -7,6 +7,11 @@ fraction. Inference (the edit) is the same for every setting: only training chan
 
     python benchmarks/training_cost.py [--scale 5M] [--seeds 0,1] [--settings NAMES]
                                        [--json benchmarks/results/world_training_cost.json]
+    python benchmarks/training_cost.py --plot RESULTS.json [RESULTS.json ...]
+
+--plot draws world region IoU against the paper-size TFLOP per training sample of the same
+settings (benchmarks/results/paper_training_cost_cpu_flops.json) into
+benchmarks/results/training_cost.png: one point per setting and seed, the mean marked.
 
 Needs the default pipeline's outputs (`dvc repro` up to `benchmarks`). The heads are trained
 without the feature cache (the cache holds z_src at one side only), so every setting reads the
@@ -19,10 +24,15 @@ import argparse
 import json
 import statistics
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import save_file
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
 from train_step import TRAINING_COST_SETTINGS, Setting
 
 from components.config import MethodConfig, Params, load_params
@@ -36,6 +46,7 @@ from components.training.module import head_weights
 from flows.evaluate import metric_clip
 
 METRICS = ("region_iou", "region_iou_grid", "edit_success", "region_fraction", "empty_region")
+HEADER = ("profile", "models", "scale", "training_samples", "inference")  # what runs share
 SCORED = {"emu_edit": "ours/{}", "magicbrush": "ours/single/{}"}  # MagicBrush: single-turn
 
 
@@ -111,7 +122,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--settings", help=f"comma-separated, of: {', '.join(SETTINGS)}")
     parser.add_argument("--out", default="/tmp/regionedit-training-cost", help="heads")
     parser.add_argument("--json", default="benchmarks/results/world_training_cost.json")
+    parser.add_argument("--plot", nargs="+", help="draw these results' JSON files, train nothing")
+    parser.add_argument("--flops", default="benchmarks/results/paper_training_cost_cpu_flops.json")
+    parser.add_argument("--figure", default="benchmarks/results/training_cost.png")
     args = parser.parse_args(argv)
+    if args.plot:
+        plots = [Path(path) for path in args.plot]
+        plot(plots, Path(args.flops), Path(args.figure), Path("metrics") / args.scale)
+        return {}
     params = load_params(args.params)
     names = [name.strip() for name in args.settings.split(",")] if args.settings else [*SETTINGS]
     unknown = sorted(set(names) - set(SETTINGS))
@@ -139,7 +157,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "test_sets": {"emu_edit": params.evaluate.emu_edit, "magicbrush": "single-turn"},
         "settings": [],
     }
+    report = earlier_results(Path(args.json), report)
     trained: dict[tuple, str] = {}  # settings whose training step is the same share a head
+    scored: dict[tuple, dict] = {}  # (generation, seed) -> its run: scored once
     for name in names:
         generation = with_setting(params, SETTINGS[name], seeds[0]).method.in_training
         entry = {"name": name, **generation._asdict()}
@@ -148,23 +168,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         trained.setdefault(generation, name)
         runs = []
         for seed in seeds:
-            run_params = with_setting(params, SETTINGS[name], seed)
-            side, steps, guidance = generation
-            folder = Path(args.out) / f"side{side}-k{steps}-cfg{guidance:g}" / f"seed{seed}"
-            print(f"{name}, seed {seed}: {generation}", flush=True)
-            head, seconds = train(run_params, args.scale, folder)
-            runs.append(
-                {
-                    "seed": seed,
-                    "train_seconds": round(seconds, 1),
-                    **score(untrained, head, run_params, metric_models),
-                }
-            )
-            print(json.dumps(runs[-1]), flush=True)
-        report["settings"].append(entry | {"runs": runs})
+            if (generation, seed) not in scored:
+                run_params = with_setting(params, SETTINGS[name], seed)
+                side, steps, guidance = generation
+                folder = Path(args.out) / f"side{side}-k{steps}-cfg{guidance:g}" / f"seed{seed}"
+                print(f"{name}, seed {seed}: {generation}", flush=True)
+                head, seconds = train(run_params, args.scale, folder)
+                scores = score(untrained, head, run_params, metric_models)
+                run = {"seed": seed, "train_seconds": round(seconds, 1), **scores}
+                scored[generation, seed] = run
+                print(json.dumps(run), flush=True)
+            runs.append(scored[generation, seed])
+        report = merged(report, {"settings": [entry | {"runs": runs}]})
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print_table(report)
     return report
+
+
+def merged(base: dict, new: dict) -> dict:
+    """`base` with `new`'s settings added; a setting in both keeps every seed's run, `new`'s
+    where both ran one."""
+    entries = {entry["name"]: entry for entry in base["settings"]}
+    for entry in new["settings"]:
+        before = entries.get(entry["name"], {"runs": []})
+        runs = {run["seed"]: run for run in before["runs"]} | {r["seed"]: r for r in entry["runs"]}
+        entries[entry["name"]] = before | entry | {"runs": sorted(runs.values(), key=seed_of)}
+    return base | {"settings": list(entries.values())}
+
+
+def earlier_results(path: Path, report: dict) -> dict:
+    """`report` with the runs already in `path`: runs of several invocations share one file."""
+    if not path.is_file():
+        return report
+    earlier = json.loads(path.read_text())
+    if any(earlier[key] != report[key] for key in HEADER):
+        raise SystemExit(f"{path}: results of other {'/'.join(HEADER)}; pass another --json")
+    return merged(report, earlier)
+
+
+def seed_of(run: dict) -> int:
+    return run["seed"]
 
 
 def pooled(run: dict, metric: str) -> float:
@@ -184,6 +227,62 @@ def print_table(report: dict) -> None:
             f"{entry['name']:<38}{entry['resolution']:>5}{entry['steps']:>3}"
             f"{entry['guidance_scale']:>5.1f}{iou:>8.4f}{success:>9.4f}{fraction:>9.4f}"
         )
+
+
+def plot(results: list[Path], flops: Path, figure: Path, evaluations: Path) -> None:
+    """World region IoU (both test sets' edits) against paper-size TFLOP per training sample,
+    beside the trivial systems of the scale's own evaluation (`evaluations`: metrics/<scale>)."""
+    counted = json.loads(flops.read_text())["settings"]
+    tflop = {e["name"]: e["training_step"]["flops_per_sample"] / 1e12 for e in counted}
+    ious: dict[str, dict[int, float]] = defaultdict(dict)  # setting -> seed -> IoU
+    reports = [json.loads(path.read_text()) for path in results]
+    for report in reports:
+        for entry in report["settings"]:
+            for run in entry["runs"]:
+                ious[entry["name"]][run["seed"]] = pooled(run, "region_iou")
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    for name, by_seed in ious.items():
+        x = tflop[name]
+        ax.scatter([x] * len(by_seed), list(by_seed.values()), color="tab:blue", alpha=0.4, s=18)
+        mean = statistics.mean(by_seed.values())
+        ax.scatter([x], [mean], color="tab:blue", marker="_", s=300)
+        seeds = f"{len(by_seed)} seed{'s' * (len(by_seed) > 1)}"
+        ax.annotate(f"{name} ({seeds})", (x, mean), xytext=(6, 3), textcoords="offset points",
+                    fontsize=7)  # fmt: skip
+    for system, style in (("untrained", ":"), ("whole_image", "-.")):
+        value = trivial_iou(evaluations, system)
+        ax.axhline(value, color="grey", linestyle=style, linewidth=1)
+        ax.text(1.3, value, f" {system.replace('_', ' ')} {value:.3f}", va="bottom", fontsize=7)
+    ax.axvline(4.0, color="tab:red", linestyle="--", linewidth=1)
+    ax.text(4.0, ax.get_ylim()[1], " 4 TFLOP", color="tab:red", va="top", fontsize=8)
+    ax.set_xscale("log")
+    ticks = [1.5, 2, 3, 4, 6, 10, 20, 40]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_xlim(1.3, 120)
+    ax.set_xlabel("TFLOP per training sample, paper size (SD 1.5 inpainting, 512 px, cached)")
+    ax.set_ylabel("world region IoU, Emu Edit + MagicBrush single-turn")
+    first = reports[0]
+    ax.set_title(
+        f"The training step's generator settings: {first['profile']} profile, {first['models']}"
+        f",\n{first['training_samples']} training samples ({first['scale']} analogue); "
+        f"ground-truth region (ceiling) {trivial_iou(evaluations, 'ground_truth'):.3f}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(figure, dpi=120)
+    plt.close(fig)
+    print(f"wrote {figure}")
+
+
+def trivial_iou(evaluations: Path, system: str) -> float:
+    """A system's region IoU over both test sets, from the scale's evaluation metrics."""
+    emu = json.loads((evaluations / "emu_edit.json").read_text())
+    magicbrush = json.loads((evaluations / "magicbrush.json").read_text())
+    parts = [
+        (emu["scores"][f"{system}/region_iou"], emu["cases"]),
+        (magicbrush["scores"][f"{system}/single/region_iou"], magicbrush["cases"]),
+    ]
+    return sum(value * n for value, n in parts) / sum(n for _, n in parts)
 
 
 if __name__ == "__main__":
