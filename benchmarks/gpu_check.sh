@@ -21,9 +21,10 @@ export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFL
 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)"
     # settings start until the budget is spent; the JSON is rewritten after each, so a cut keeps it
     # first the training step's cheaper generator settings (README, Training cost), bf16, batch 32
-    timeout "${COST_LIMIT_SECONDS:-200}" python3 benchmarks/train_step.py --size paper \
+    limit=${COST_LIMIT_SECONDS:-200}
+    timeout "$limit" python3 benchmarks/train_step.py --size paper \
         --device cuda --ladder training-cost --batch 32 --repeats 2 \
-        --budget-seconds "$((${COST_LIMIT_SECONDS:-200} * 2 / 3))" \
+        --budget-seconds "$((limit * 2 / 3))" \
         --json "$OUT/paper_gpu_training_cost.json"
     for generator in ${GENERATORS:-sd sdxl flux-fill}; do
         if [ "$generator" = sd ]; then

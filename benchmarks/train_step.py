@@ -102,6 +102,11 @@ OTHER_GENERATOR_SETTINGS = (
 )
 
 
+def method_values(values: dict[str, Any], method: MethodConfig) -> dict[str, Any]:
+    """A setting's `method` keys with the functions of the profile's method evaluated on it."""
+    return {key: value(method) if callable(value) else value for key, value in values.items()}
+
+
 def half_side(method: MethodConfig) -> int:
     """The training step's generation side at half the resolution (paper: 256 of 512 px)."""
     return method.resolution // 2
@@ -334,10 +339,7 @@ def run_ladder(
     by_name: dict[str, dict[str, Any]] = {}
     for setting in settings:
         state = {
-            "method": {
-                key: value(method) if callable(value) else value
-                for key, value in {**kept["method"], **setting.method}.items()
-            },
+            "method": method_values({**kept["method"], **setting.method}, method),
             "bf16": kept["bf16"] if setting.bf16 is None else setting.bf16,
             "cached": kept["cached"] if setting.cached is None else setting.cached,
         }

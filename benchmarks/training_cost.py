@@ -33,7 +33,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
-from train_step import TRAINING_COST_SETTINGS, Setting
+from train_step import TRAINING_COST_SETTINGS, Setting, method_values
 
 from components.config import MethodConfig, Params, load_params
 from components.editing import Editor
@@ -55,7 +55,7 @@ SETTINGS = {setting.name: setting for setting in TRAINING_COST_SETTINGS}  # trai
 
 def with_setting(params: Params, setting: Setting, seed: int) -> Params:
     method = params.method
-    update = {k: v(method) if callable(v) else v for k, v in setting.method.items()}
+    update = method_values(setting.method, method)
     checked = MethodConfig(**(method.model_dump() | update))  # validated as a params file is
     return params.model_copy(update={"method": checked, "seed": seed})
 
