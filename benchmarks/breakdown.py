@@ -18,35 +18,11 @@ from contextlib import contextmanager
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves, tree_map_only
-from torch.utils.flop_counter import (
-    FlopCounterMode,
-    flop_registry,
-    sdpa_backward_flop_count,
-    sdpa_flop_count,
-)
+from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
-aten = torch.ops.aten
+from components.training.compute import CPU_ATTENTION_FLOPS
 
-
-def _attention(query, key, value, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_flop_count(query, key, value)
-
-
-def _attention_backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_backward_flop_count(grad_out, query, key, value)
-
-
-# torch's FLOP counter has no formula for the CPU's fused attention kernel, so attention on a
-# CPU would count as 0 FLOPs; these give it the GPU kernels' formulas (the same maths, on shapes).
-CPU_ATTENTION_FLOPS = {
-    aten._scaled_dot_product_flash_attention_for_cpu: _attention,
-    aten._scaled_dot_product_flash_attention_for_cpu_backward: _attention_backward,
-}
 COUNTED_OPS = frozenset(flop_registry) | frozenset(CPU_ATTENTION_FLOPS)
-
-
-def flop_counter() -> FlopCounterMode:
-    return FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION_FLOPS)
 
 
 class Breakdown:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from breakdown import Breakdown, FlopBreakdown, flop_counter, shape_only
+from breakdown import Breakdown, FlopBreakdown, shape_only
 from diffusers import SchedulerMixin
 from paper_generators import IN_MEMORY, paper_generator
 
@@ -49,6 +49,7 @@ from components.method.build import build_encoders, build_region_edit_model
 from components.method.features import cacheable_features
 from components.method.model import RegionEditModel, Stage
 from components.models.generators import swapped_scheduler
+from components.training.compute import flop_counter
 from components.zoo import inpainting as sd_zoo
 from components.zoo import text as t5_zoo
 from components.zoo.build import GENERATOR_FOLDERS

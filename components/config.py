@@ -222,6 +222,20 @@ class EvaluateConfig(_Strict):
     out: str = "evaluations"  # per-sample outputs, one folder per scale and benchmark
 
 
+class PairsConfig(_Strict):
+    """The pair-trained comparison (dvc.yaml: train-pairs, evaluate-pairs): InstructPix2Pix
+    trained on editing pairs of the scenes each scale's head sees as image + caption, then
+    evaluated as ours is (README, Trained on pairs). World data only."""
+
+    epochs: float = Field(4.0, gt=0)  # passes over the scale's pairs (train.epochs for ours)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(5e-4, gt=0)
+    warmup_steps: int = Field(20, ge=1)
+    # InstructPix2Pix drops the instruction, the source image and both, each for this share
+    conditioning_dropout: float = Field(0.05, ge=0, le=1 / 3)
+    out: str = "checkpoints/pairs"  # one diffusers InstructPix2Pix folder per scale
+
+
 class TrackingConfig(_Strict):
     """MLflow. MLFLOW_TRACKING_URI, when set, wins over `uri`."""
 
@@ -281,6 +295,7 @@ class Params(_Strict):
     describe: DescribeConfig = DescribeConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    pairs: PairsConfig = PairsConfig()
     tracking: TrackingConfig = TrackingConfig()
     pipeline: PipelineConfig = PipelineConfig()
     ablations: AblationsConfig = AblationsConfig()

@@ -18,6 +18,7 @@ from components.config import Params
 from components.editing import Editor
 from components.evaluation.baseline import InstructPix2PixBaseline
 from components.evaluation.benchmarks import load_emu_edit, load_magicbrush
+from components.evaluation.comparison import comparison_lines, load_comparison
 from components.evaluation.demo_benchmarks import write_emu_edit_demo, write_magicbrush_demo
 from components.evaluation.labels import BASELINE, METRICS, OURS, overall, provenance, weights
 from components.evaluation.metrics import load_metric_models
@@ -95,9 +96,23 @@ def evaluate_benchmark(
     available = {name: CachedSystem(edit, EditCache(out / name)) for name, edit in edits.items()}
     available["copy"] = copy_of_input  # it costs nothing: not cached
     systems = {name: available[name] for name in systems_at(params, scale)}  # scores' order
+    return score_systems(params, benchmark, data, systems, editor.model.encoders.grid, limit)
+
+
+def score_systems(
+    params: Params,
+    benchmark: str,
+    data: Path,
+    systems: dict,
+    grid: int | None,
+    limit: int | None,
+) -> BenchmarkResult:
+    """`systems` on one benchmark, scored by its metric models: the one harness every
+    evaluation (ours and its baselines, the pair-trained editors) goes through."""
+    cfg = params.evaluate
     clip, pretrained = metric_clip(params, benchmark)
     metric_models = load_metric_models(clip, pretrained, params.models.dino)
-    rows, grid = cfg.grid_rows, editor.model.encoders.grid
+    rows = cfg.grid_rows
     if benchmark == "emu_edit":
         cases = load_emu_edit(data, cfg.emu_edit_split, limit)
         return evaluate_emu_edit(cases, systems, metric_models, rows, grid)
@@ -180,12 +195,12 @@ def evaluate_flow(
         "head": head,
         "data": str(data),
         "edits": len(result.rows),
-        "cases": _count(result, "single"),  # Emu Edit cases, or MagicBrush turns
-        "sessions": _count(result, "multi"),  # MagicBrush only
+        "cases": count_scored(result, "single"),  # Emu Edit cases, or MagicBrush turns
+        "sessions": count_scored(result, "multi"),  # MagicBrush only
         **what_ran(params, scale, benchmark, checkpoint),
         "scores": result.scores,
     }
-    _write(out, result)
+    write_outputs(out, result)
     folder = Path("ablations", params.ablation) if params.ablation else Path(scale)
     metrics = metrics or Path("metrics") / folder / f"{benchmark}.json"
     metrics.parent.mkdir(parents=True, exist_ok=True)
@@ -229,15 +244,16 @@ def reuse_only_same_settings(
     stamp.write_text(json.dumps(identity, indent=2))
 
 
-def _count(result: BenchmarkResult, setting: str) -> int:
-    """Scored inputs of one setting (Emu Edit's rows count as single-turn): ours's rows (ours
-    runs in every evaluation, a loss ablation's included)."""
+def count_scored(result: BenchmarkResult, setting: str, system: str = "ours") -> int:
+    """Scored inputs of one setting (Emu Edit's rows count as single-turn): `system`'s rows
+    (ours runs in every evaluation, a loss ablation's included)."""
     return sum(
-        row["system"] == "ours" and row.get("setting", "single") == setting for row in result.rows
+        row["system"] == system and row.get("setting", "single") == setting for row in result.rows
     )
 
 
-def _write(out: Path, result: BenchmarkResult) -> None:
+def write_outputs(out: Path, result: BenchmarkResult) -> None:
+    """samples.csv (one row per system and scored edit) and grid.png in `out`."""
     columns = list(dict.fromkeys(key for row in result.rows for key in row))
     with (out / "samples.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, columns)
@@ -298,7 +314,8 @@ def run_label(summary: dict) -> str:
 def report_flow(params: Params, out: Path, metrics: Path = Path("metrics")) -> Path:
     """Tables 2-4, the known answers and the scaling plot, from each scale's
     `metrics/<scale>/<benchmark>.json` (the evaluate stages' DVC metrics, which record what ran
-    beside the scores), and the world's checks from `metrics/world.json` where it exists."""
+    beside the scores); the pair-trained comparison from `metrics/pairs/` beside them; the
+    world's checks from `metrics/world.json` where it exists."""
     logger = get_run_logger()
     summaries = {}
     for scale in params.scales:
@@ -318,6 +335,9 @@ def report_flow(params: Params, out: Path, metrics: Path = Path("metrics")) -> P
         for name in params.ablations.zero
         if (file := metrics / "ablations" / name / "emu_edit.json").is_file()
     }
-    tables = report_tables(summaries, load_published(), ablations, params.ablations.scale)
-    write_report(tables, out, metric_notes(summaries), known_answers(summaries), world)
+    published = load_published()
+    tables = report_tables(summaries, published, ablations, params.ablations.scale)
+    comparison = comparison_lines(load_comparison(metrics, params.scales, published), out)
+    notes = metric_notes(summaries)
+    write_report(tables, out, notes, known_answers(summaries), world, comparison)
     return out / "tables.md"

@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 
 from components.config import Params
 from components.features.index import FeatureCache, cache_settings
-from components.training.fit import LAST, ScaleRun, fit_scale
+from components.training.fit import COMPUTE, LAST, ScaleRun, fit_scale
 from components.training.module import head_weights
 from components.training.tracking import (
     data_version,
@@ -165,6 +165,7 @@ def _finish(
         final = list(csv.DictReader(handle))[-1]
     summary = {name: float(value) for name, value in final.items()}
     summary["step"] = int(summary["step"])
+    summary["compute"] = json.loads((run.folder / COMPUTE).read_text())
     # the sweep's run gathers one point per scale (step = its sample count): a scaling curve
     client.log_metric(parent, "final/total", summary["total"], step=count)
     client.set_terminated(parent)

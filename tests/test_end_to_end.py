@@ -1,7 +1,7 @@
 """The whole embedded pipeline in a fresh clone, on a small world: `regionedit pipeline` killed
 during training, run again to completion; then `dvc repro` and a second `regionedit pipeline`
-find nothing to do, MLflow holds one run per scale, and every prepared sample is described
-exactly once."""
+find nothing to do, MLflow holds one run per scale (and one pair-trained run per scale), and
+every prepared sample is described exactly once."""
 
 from __future__ import annotations
 
@@ -65,11 +65,18 @@ def test_fresh_clone_runs_end_to_end_and_a_kill_during_training_loses_nothing(tm
             "SELECT COUNT(DISTINCT value) FROM tags WHERE key = 'mlflow.parentRunId'"
         ).fetchone()[0]
         aliases = dict(db.execute("SELECT alias, version FROM registered_model_aliases"))
+        by_data = db.execute(
+            "SELECT data.value, scale.value FROM tags data JOIN tags scale "
+            "ON data.run_uuid = scale.run_uuid "
+            "WHERE data.key = 'training_data' AND scale.key = 'scale'"
+        ).fetchall()
     scales = sorted(scale for scale, ablation in runs if ablation == "none")
     assert scales == ["1M", "2M", "3M", "4M", "5M"]  # the killed run was resumed, once
     assert [run for run in runs if run[1] != "none"] == [("1M", "no-clip")]  # SMALL_WORLD's
     assert sweeps == 2  # the scales' sweep and the ablation's (another method: another sweep)
     assert aliases["ablation-no-clip"] != aliases["scale-1M"]  # the scale's alias stays put
+    pair_trained = sorted(scale for data, scale in by_data if data == "editing pairs")
+    assert pair_trained == scales  # one pair-trained run per scale, beside ours
 
     manifest = pd.read_parquet(clone / "data/prepared/manifest.parquet")
     described = pd.read_parquet(clone / "data/descriptions/descriptions.parquet")
@@ -79,5 +86,7 @@ def test_fresh_clone_runs_end_to_end_and_a_kill_during_training_loses_nothing(tm
     ablated = json.loads((clone / "metrics/ablations/no-clip/emu_edit.json").read_text())
     assert ablated["ablation"] == {"name": "no-clip", "zeroed": ["beta"]}
     assert "ours, w/o L_CLIP (default profile, 2 training samples" in tables
+    assert "## Trained without editing pairs against trained on them" in tables
+    assert (clone / "reports" / "pairs.png").stat().st_size > 0
     prepared = json.loads((clone / "metrics" / "prepare.json").read_text())
     assert prepared["accepted"] == len(manifest)

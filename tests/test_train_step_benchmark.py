@@ -132,7 +132,9 @@ def test_the_training_cost_ladder_cuts_only_the_training_steps_work(
 
 def test_flops_counted_without_computing_equal_computed_flops(train_step, zoo_params):
     import torch
-    from breakdown import FlopBreakdown, flop_counter
+    from breakdown import FlopBreakdown
+
+    from components.training.compute import flop_counter
 
     bench = train_step.load_bench(zoo_params, torch.device("cpu"), batch=2)
     method = zoo_params.method.model_copy(update=train_step.BASELINE)

@@ -139,6 +139,14 @@ def test_equal_epochs_train_each_scale_in_proportion_and_mlflow_says_what_ran(
         for s in ("1M", "2M")
     }
     assert steps == {"1M": 4, "2M": 8}  # 2 epochs of 4 and 8 samples at batch 2
+    compute = {
+        s: json.loads((tmp_path / "metrics" / f"{s}.json").read_text())["compute"]
+        for s in ("1M", "2M")
+    }
+    assert compute["1M"]["samples_seen"] == 8 and compute["2M"]["samples_seen"] == 16
+    per_sample = compute["1M"]["flops_per_sample"]  # the same step at every scale
+    assert per_sample > 0 and compute["2M"]["flops_per_sample"] == per_sample
+    assert compute["2M"]["train_tflop"] == pytest.approx(2 * compute["1M"]["train_tflop"])
     runs = mlflow.search_runs(
         experiment_names=[params.tracking.experiment],
         filter_string="tags.`regionedit.role` = 'scale'",
@@ -152,7 +160,9 @@ def test_equal_epochs_train_each_scale_in_proportion_and_mlflow_says_what_ran(
     )
     assert by_scale["1M"]["tags.training_samples"] == "4"
     assert by_scale["1M"]["tags.generator"] == "sd"  # read from models.inpainting's folder
+    assert by_scale["1M"]["tags.training_data"] == "text-image pairs"  # beside the pair-trained
     assert "metrics.train/grad_norm" in runs.columns
+    assert by_scale["1M"]["metrics.compute/flops_per_sample"] == per_sample
 
 
 @pytest.mark.slow
@@ -167,7 +177,9 @@ def test_two_process_ddp_on_cpu(zoo_params, data, tmp_path, tracking, prefect_ha
     # 8 samples in uneven shards, and still the same number of batches on every rank
     assert [r["batches"] for r in reports] == [3, 3]
     assert reports[0]["head_sha256"] == reports[1]["head_sha256"]  # DDP kept the heads equal
-    assert json.loads((tmp_path / "metrics" / "2M.json").read_text())["step"] == 3
+    summary = json.loads((tmp_path / "metrics" / "2M.json").read_text())
+    assert summary["step"] == 3
+    assert summary["compute"]["samples_seen"] == 3 * 2 * 2  # steps x batch x ranks
 
 
 @pytest.mark.slow

@@ -338,7 +338,7 @@ def known_answers(summaries: dict[str, dict[str, dict]]) -> KnownAnswers:
     for test_set, (benchmark, _, _) in TABLES.items():
         records = sorted(
             ((s, b[benchmark]) for s, b in summaries.items() if benchmark in b),
-            key=lambda item: _scale_order(item[0]),
+            key=lambda item: scale_key(item[0]),
         )
         if records:
             tables[test_set] = list(_systems(test_set, *records[-1]).values())
@@ -452,9 +452,12 @@ def write_report(
     notes: list[str] | tuple[str, ...] = (),
     known: KnownAnswers | None = None,
     world: dict | None = None,
+    sections: list[str] | tuple[str, ...] = (),
 ) -> None:
     """reports/tables.md, a CSV per paper table, known_answers.csv and known_answers_scaling.csv,
-    scaling.csv (DVC plots) and scaling.png. `world`: metrics/world.json, where it exists."""
+    scaling.csv (DVC plots) and scaling.png. `world`: metrics/world.json, where it exists;
+    `sections`: markdown lines of further sections (the pair-trained comparison), after the
+    known answers."""
     out.mkdir(parents=True, exist_ok=True)
     known = known or KnownAnswers({}, [])
     lines = [
@@ -470,6 +473,7 @@ def write_report(
         *(f"- {note}" for note in notes),
         "",
         *_known_answer_lines(known, out),
+        *sections,
         *_world_lines(world or {}),
     ]
     for table, rows in tables.items():
@@ -486,21 +490,21 @@ def _paper_table_lines(table: str, rows: list[dict], out: Path) -> list[str]:
         writer.writeheader()
         writer.writerows(rows)
     randoms = [c for c in columns if any(c in row.get("random", ()) for row in rows)]
-    headers = [_header(c) + (f" {RANDOM_MARK}" if c in randoms else "") for c in columns]
+    headers = [column_header(c) + (f" {RANDOM_MARK}" if c in randoms else "") for c in columns]
     body = [
         [
             row["method"] + (" †" if row.get("note") else ""),
             row["source"],
             row["scale"] or "",
             _count(row),
-            *(_cell(row[c], printed=row["source"] == "published") for c in columns),
+            *(cell(row[c], printed=row["source"] == "published") for c in columns),
         ]
         for row in rows
     ]
     lines = [
         f"## {TITLES[table]}",
         "",
-        *_markdown(["method", "source", "scale", "cases", *headers], body, labels=3),
+        *markdown_table(["method", "source", "scale", "cases", *headers], body, labels=3),
         "",
         *(f"† {row['method']}: {row['note']}" for row in rows if row.get("note")),
         *NOTES.get(table, []),
@@ -528,17 +532,17 @@ def _known_answer_lines(known: KnownAnswers, out: Path) -> list[str]:
     trivial baseline and the ceiling; both also as CSV."""
     if not known.tables:
         return []
-    _write_csv(out / "known_answers.csv", [r for rows in known.tables.values() for r in rows])
-    _write_csv(out / "known_answers_scaling.csv", known.scaling)
+    write_csv(out / "known_answers.csv", [r for rows in known.tables.values() for r in rows])
+    write_csv(out / "known_answers_scaling.csv", known.scaling)
     lines = ["## Known answers: every system against the world's ground truth", "", KNOWN_INTRO, ""]
     for test_set, rows in known.tables.items():
         first = rows[0]
-        body = [[row["method"], *(_cell(row[c]) for c in KNOWN_COLUMNS)] for row in rows]
+        body = [[row["method"], *(cell(row[c]) for c in KNOWN_COLUMNS)] for row in rows]
         lines += [
             f"### {KNOWN_TITLES[test_set]}: scale {first['scale']} "
             f"({first['training_samples']:,} training samples, {_count(first)} cases)",
             "",
-            *_markdown(["system", *(HEADERS[c] for c in KNOWN_COLUMNS)], body),
+            *markdown_table(["system", *(HEADERS[c] for c in KNOWN_COLUMNS)], body),
             "",
         ]
         if all(row["region_iou"] is None for row in rows):
@@ -549,7 +553,7 @@ def _known_answer_lines(known: KnownAnswers, out: Path) -> list[str]:
             KNOWN_TITLES[row["test_set"]],
             row["scale"],
             f"{row['training_samples']:,}",
-            *(cell for m in SCALING_METRICS for cell in _scaling_cells(row, m)),
+            *(value for m in SCALING_METRICS for value in _scaling_cells(row, m)),
         ]
         for row in known.scaling
     ]
@@ -557,7 +561,7 @@ def _known_answer_lines(known: KnownAnswers, out: Path) -> list[str]:
         *lines,
         "### Scaling: ours against the best trivial baseline and the ceiling",
         "",
-        *_markdown(["test set", "scale", "training samples", *headers], body, labels=2),
+        *markdown_table(["test set", "scale", "training samples", *headers], body, labels=2),
         "",
     ]
 
@@ -569,8 +573,8 @@ def _scaling_headers(metric: str) -> list[str]:
 def _scaling_cells(row: dict, metric: str) -> list[str]:
     trivial = row[f"best_trivial_{metric}_system"]
     named = f" ({REFERENCES[trivial]})" if trivial else ""
-    best = _cell(row[f"best_trivial_{metric}"]) + named
-    return [_cell(row[f"ours_{metric}"]), best, _cell(row[f"ceiling_{metric}"])]
+    best = cell(row[f"best_trivial_{metric}"]) + named
+    return [cell(row[f"ours_{metric}"]), best, cell(row[f"ceiling_{metric}"])]
 
 
 def _world_lines(world: dict) -> list[str]:
@@ -583,8 +587,8 @@ def _world_lines(world: dict) -> list[str]:
             key,
             f"{role} ({kinds.get(role, 'unknown')})",
             what,
-            f"{words}: {_cell(world.get(value) if isinstance(value, str) else value)}",
-            _cell(world[key]),
+            f"{words}: {cell(world.get(value) if isinstance(value, str) else value)}",
+            cell(world[key]),
         ]
         for key, (role, what, (words, value)) in CHECKS.items()
         if key in world
@@ -594,7 +598,9 @@ def _world_lines(world: dict) -> list[str]:
         "",
         "Each world model checked alone, on held-out scenes, before the method sees it.",
         "",
-        *_markdown(["check", "model", "what it measures", "chance or baseline", "value"], body, 4),
+        *markdown_table(
+            ["check", "model", "what it measures", "chance or baseline", "value"], body, 4
+        ),
         "",
         *_landscape_lines(world),
     ]
@@ -609,8 +615,8 @@ def _landscape_lines(world: dict) -> list[str]:
     for region, name in LANDSCAPE_REGIONS.items():
         beats = world.get(f"landscape/ground_truth_beats/{region}")
         margin = world.get(f"landscape/margin/{region}")
-        terms = [_cell(world.get(f"landscape/{region}/{term}")) for term in LANDSCAPE_TERMS]
-        body.append([name, *terms, _cell(beats), _cell(margin)])
+        terms = [cell(world.get(f"landscape/{region}/{term}")) for term in LANDSCAPE_TERMS]
+        body.append([name, *terms, cell(beats), cell(margin)])
     headers = [*(f"{term} ↓" for term in LANDSCAPE_TERMS[:-1]), "L_CLIP ↓"]
     beaten = ["ground truth lower (share of edits)", "mean margin (region − ground truth)"]
     return [
@@ -622,7 +628,7 @@ def _landscape_lines(world: dict) -> list[str]:
         "ranks the regions as L_total does: training can find the ground truth only if it "
         "scores lowest.",
         "",
-        *_markdown(["region", *headers, *beaten], body),
+        *markdown_table(["region", *headers, *beaten], body),
         "",
         landscape_verdict(world),
         "",
@@ -746,7 +752,7 @@ def _paper_panels(tables: dict[str, list[dict]]) -> list[Panel]:
 
 
 def _draw(axis: plt.Axes, panel: Panel) -> None:
-    scales = sorted({s for s, *_ in panel.ours} | {s for s, _ in panel.paper}, key=_scale_order)
+    scales = sorted({s for s, *_ in panel.ours} | {s for s, _ in panel.paper}, key=scale_key)
     where = {s: i for i, s in enumerate(scales)}
     if panel.paper:
         x, y = [where[s] for s, _ in panel.paper], [v for _, v in panel.paper]
@@ -793,25 +799,25 @@ def _ours(rows: list[dict]) -> list[dict]:
     return [r for r in rows if r["source"] == "this run" and r["scale"] is not None]
 
 
-def _scale_order(scale: str) -> tuple[float, str]:
+def scale_key(scale: str) -> tuple[float, str]:
     number = scale.rstrip("MKk")
     return (float(number), scale) if number.replace(".", "", 1).isdigit() else (float("inf"), scale)
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def write_csv(path: Path, rows: list[dict]) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, list(dict.fromkeys(k for row in rows for k in row)))
         writer.writeheader()
         writer.writerows(rows)
 
 
-def _markdown(headers: list[str], body: list[list[str]], labels: int = 1) -> list[str]:
+def markdown_table(headers: list[str], body: list[list[str]], labels: int = 1) -> list[str]:
     """A markdown table: the first `labels` columns are names (left), the rest numbers (right)."""
     rule = "|" + "---|" * labels + "---:|" * (len(headers) - labels)
     return ["| " + " | ".join(headers) + " |", rule, *("| " + " | ".join(b) + " |" for b in body)]
 
 
-def _header(column: str) -> str:
+def column_header(column: str) -> str:
     if column in HEADERS:
         return HEADERS[column]
     return f"{column} {'↓' if column in LOWER_IS_BETTER else '↑'}"
@@ -821,7 +827,7 @@ def _count(row: dict) -> str:
     return "" if row["cases"] is None else str(row["cases"])
 
 
-def _cell(value: float | None, printed: bool = False) -> str:
+def cell(value: float | None, printed: bool = False) -> str:
     """A measured value to 4 decimals; a published one exactly as the paper prints it."""
     if value is None:
         return "–"

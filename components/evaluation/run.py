@@ -193,11 +193,12 @@ def _picture(
     edits: dict,
     answer: KnownAnswer | None,
 ) -> None:
-    """input | our region (with the ground truth's outline where known) | ours | baseline |
-    target, for the first `rows` inputs; the baseline and the target where there are."""
+    """input | the first system's region (ours where it runs; with the ground truth's outline
+    where known) | its edit | baseline | target, for the first `rows` inputs; the baseline and
+    the target where there are."""
     if len(result.pictures) >= rows:
         return
-    ours, region, _ = edits["ours"]
+    ours, region, _ = next(iter(edits.values()))
     shown = overlay_region(image, region)
     if answer is not None:
         shown = outline_region(shown, answer.mask)

@@ -1,4 +1,5 @@
-"""Training callbacks: region pictures and loss curves (rank 0), a per-rank report (every rank)."""
+"""Training callbacks: region pictures, loss curves and training compute (rank 0), a per-rank
+report (every rank)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import lightning as L
 import torch
 
 from components.pictures import region_grid
+from components.training.compute import compute_record, flop_counter
 
 LOSS_COLUMNS = (
     "step",
@@ -138,3 +140,36 @@ class RankReport(L.Callback):
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
         (self.folder / f"rank-{trainer.global_rank}.json").write_text(json.dumps(report))
+
+
+class TrainingCompute(L.Callback):
+    """Counts the FLOPs of this process's first step (forward, backward, optimiser) and, at
+    the end, rank 0 writes what the training cost (`compute_record`: FLOPs per sample, in
+    total over every step of every rank, and this run's seconds) to `path` and to the run."""
+
+    def __init__(self, path: Path, batch_size: int) -> None:
+        self.path, self.batch_size = path, batch_size
+        self.counter, self.flops_per_sample, self.started = None, 0.0, 0.0
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        if not self.flops_per_sample and self.counter is None:
+            self.counter = flop_counter()
+            self.counter.__enter__()
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        if self.counter is not None:
+            self.counter.__exit__(None, None, None)
+            self.flops_per_sample = self.counter.get_total_flops() / self.batch_size
+            self.counter = None
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or not self.flops_per_sample:  # no step ran here
+            return
+        samples = trainer.global_step * self.batch_size * trainer.world_size
+        record = compute_record(self.flops_per_sample, samples, time.perf_counter() - self.started)
+        self.path.write_text(json.dumps(record, indent=2) + "\n")
+        if trainer.logger is not None:
+            trainer.logger.log_metrics({f"compute/{k}": float(v) for k, v in record.items()})

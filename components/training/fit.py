@@ -14,11 +14,17 @@ from lightning.pytorch.loggers import MLFlowLogger
 from components.config import Params
 from components.features.index import FeatureCache, cache_settings
 from components.method.build import build_region_edit_model
-from components.training.callbacks import RankReport, RegionPictures, StepLosses
+from components.training.callbacks import (
+    RankReport,
+    RegionPictures,
+    StepLosses,
+    TrainingCompute,
+)
 from components.training.data import RegionEditDataModule
 from components.training.module import RegionEditModule
 
 LAST = "last.ckpt"
+COMPUTE = "compute.json"  # what the training cost (TrainingCompute), in the scale's folder
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ def fit_scale(params: Params, run: ScaleRun, resume: bool) -> None:
             RegionPictures(cfg.image_every),
             StepLosses(run.loss_curve),
             RankReport(run.folder / "ranks", cfg.batch_size),
+            TrainingCompute(run.folder / COMPUTE, cfg.batch_size),
         ],
         log_every_n_steps=1,
         enable_model_summary=False,

@@ -136,6 +136,7 @@ def start_scale_run(
             "training_samples": str(count),
             "models": models,
             "generator": generator_family(params.models.inpainting),
+            "training_data": "text-image pairs",  # the pair-trained comparison's: editing pairs
             **tags,
         },
     )

@@ -1,0 +1,143 @@
+"""The pair-trained comparison: editing pairs of the very scenes the head sees, InstructPix2Pix
+started as the inpainting model's text-to-image mode and trained on them with its conditioning
+dropout, loaded back by the evaluation's baseline loader; and the report that sets both sides
+beside each other. The world models here train for two steps: these tests check the pairs,
+the initialisation, the objective's parts and the report's judgement, not what the trained
+editors score (that is `dvc repro`'s reports/pairs.csv)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from components.data.scenes import scene
+from components.evaluation.baseline import InstructPix2PixBaseline
+from components.evaluation.comparison import comparison_lines, load_comparison, verdicts
+from components.models.generators import load_generator_parts
+from components.world.instruct_pix2pix import (
+    PairTraining,
+    conditioning_dropout,
+    encode_pairs,
+    instruct_pix2pix_pipeline,
+    train_instruct_pix2pix,
+)
+from components.world.pairs import editing_pair, scene_index
+
+
+def test_a_pair_edits_the_scene_the_head_sees_and_its_target_is_rendered():
+    for index in range(40):
+        pair = editing_pair(0, index)
+        image, caption = scene(0, index, 64)  # what prepare stores for world:scene-<index>
+        assert caption == pair.t_o
+        assert np.array_equal(np.asarray(pair.source_image(64)), np.asarray(image))
+        changed = np.any(
+            np.asarray(pair.source_image(64)) != np.asarray(pair.target_image(64)), axis=-1
+        )
+        assert changed.any() and not changed[~pair.region(64)].any()  # inside its region only
+        assert editing_pair(0, index) == pair  # the same pair at every scale and run
+    assert scene_index("world:scene-000123") == 123
+    with pytest.raises(ValueError, match="prepare.source: world"):
+        scene_index("folder:cat.jpg")
+
+
+def test_instruction_dropout_follows_instruct_pix2pix_shares():
+    drop_text, drop_image = conditioning_dropout(torch.rand(200_000), 0.05)
+    text_only = (drop_text & ~drop_image).float().mean()
+    image_only = (drop_image & ~drop_text).float().mean()
+    both = (drop_text & drop_image).float().mean()
+    for share in (text_only, image_only, both):
+        assert abs(float(share) - 0.05) < 0.003
+
+
+@pytest.fixture(scope="module")
+def started(world_zoo):
+    """The world's inpainting model (2 training steps) widened into InstructPix2Pix."""
+    _, parts = load_generator_parts(str(world_zoo["sd-inpainting"]))
+    return parts, instruct_pix2pix_pipeline(parts)
+
+
+def test_the_unet_starts_as_the_inpainting_models_text_to_image_mode(started):
+    parts, pipeline = started
+    old, new = parts.unet, pipeline.unet
+    assert new.config.in_channels == 8 and old.config.in_channels == 9
+    z = torch.randn(1, 4, 16, 16)
+    blank = parts.vae.encode(torch.zeros(1, 3, 64, 64)).latent_dist.mode()
+    masked = blank * parts.vae.config.scaling_factor
+    with torch.no_grad():
+        painted = old.conv_in(torch.cat([z, torch.ones(1, 1, 16, 16), masked], 1))
+        source = torch.randn(1, 4, 16, 16)
+        widened = new.conv_in(torch.cat([z, source], 1))
+        # the fold is exact where the blank latent is what the centre of the grid sees
+        assert torch.allclose(widened[..., 8, 8], painted[..., 8, 8], atol=1e-5)
+        states = torch.randn(1, 8, old.config.cross_attention_dim)
+        t = torch.tensor([500])
+        one = new(torch.cat([z, source], 1), t, states).sample
+        other = new(torch.cat([z, torch.randn(1, 4, 16, 16)], 1), t, states).sample
+    assert torch.equal(one, other)  # the source's channels start at zero, as InstructPix2Pix
+    for name, weight in old.state_dict().items():  # everything else is the inpainting UNet's
+        if not name.startswith("conv_in."):
+            assert torch.equal(new.state_dict()[name], weight), name
+
+
+def test_training_reaches_the_source_channels_counts_its_flops_and_loads_as_a_baseline(
+    started, world_zoo, tmp_path
+):
+    parts, _ = started
+    pipeline = instruct_pix2pix_pipeline(parts)  # a fresh UNet: the fixture's stays untrained
+    pairs = [editing_pair(0, index) for index in range(6)]
+    encoded = encode_pairs(pipeline, pairs, 64)
+    assert encoded.source.shape == (6, 4, 16, 16) and encoded.instruction.shape[0] == 6
+    training = PairTraining(epochs=2, batch=4, lr=1e-3, warmup=1, conditioning_dropout=0.05)
+    result = train_instruct_pix2pix(pipeline, encoded, training, seed=0, progress=False)
+    assert len(result.losses) == training.steps_for(6) == 3
+    assert result.samples_seen == 12
+    assert pipeline.unet.conv_in.weight[:, 4:].abs().sum() > 0  # it learns to read the source
+    assert result.flops_per_sample > 0
+    pipeline.save_pretrained(tmp_path / "ip2p", safe_serialization=True)
+    baseline = InstructPix2PixBaseline.load(str(tmp_path / "ip2p"), 64, 2, 7.5, 1.5)
+    edited = baseline.edit(pairs[0].source_image(64), pairs[0].t_ins, seed=0)
+    assert edited.size == (64, 64)
+
+
+def _record(path, scores: dict, samples: int, **extra) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"profile": "default", "training_samples": samples, "cases": 4, "sessions": 2}
+    path.write_text(json.dumps(body | {"scores": scores} | extra))
+
+
+def test_the_comparison_judges_each_metric_by_its_direction_and_says_who_wins(tmp_path):
+    metrics, scales = tmp_path / "metrics", {"1M": 2, "2M": 4}
+    values = {  # side -> scale -> (l1, region_iou)
+        "ours": {"1M": (0.10, 0.20), "2M": (0.05, 0.30)},
+        "pairs": {"1M": (0.20, 0.40), "2M": (0.02, 0.30)},
+    }
+    for scale, count in scales.items():
+        for side, folder in (("ours", metrics / scale), ("pairs", metrics / "pairs" / scale)):
+            l1, iou = values[side][scale]
+            scores = {f"{side}/l1": l1, f"{side}/region_iou": iou}
+            _record(folder / "emu_edit.json", scores, count)
+        compute = {"compute": {"train_tflop": 0.5 * count, "flops_per_sample": 1e9}}
+        (metrics / "train").mkdir(parents=True, exist_ok=True)
+        (metrics / "train" / f"{scale}.json").write_text(json.dumps(compute))
+    _record(metrics / "3M" / "emu_edit.json", {"ours/l1": 0.01}, 6)  # no pair-trained side
+
+    published = {"emu_edit": [{"method": "InstructPix2Pix (450K)", "l1": 0.1217}]}
+    comparison = load_comparison(metrics, scales | {"3M": 6}, published)
+    assert {(r["scale"], r["side"]) for r in comparison.rows} == {
+        ("1M", "ours"),
+        ("1M", "pairs"),
+        ("2M", "ours"),
+        ("2M", "pairs"),
+    }  # 3M has one side only: nothing to compare
+    judged = {v["metric"]: v for v in verdicts(comparison)}
+    # lower L1 wins: ours at 1M, the pair-trained editor at 2M
+    assert (judged["l1"]["ours_better"], judged["l1"]["pairs_better"]) == (1, 1)
+    assert (judged["region_iou"]["pairs_better"], judged["region_iou"]["ties"]) == (1, 1)
+    lines = "\n".join(comparison_lines(comparison, tmp_path / "reports"))
+    assert "InstructPix2Pix (450K) (published)" in lines and "0.1217" in lines
+    assert (tmp_path / "reports" / "pairs.png").stat().st_size > 0
+    rows = (tmp_path / "reports" / "pairs.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4 and "train_tflop" in rows[0]
