@@ -444,70 +444,48 @@ def evaluate(
     )
 
 
-@app.command("train-pairs")
-def train_pairs(
-    scale: Annotated[str, typer.Option(help="the scale whose scenes give the editing pairs")],
+@app.command()
+def pairs(
+    scale: Annotated[list[str] | None, typer.Option(help="scale name(s); default: all")] = None,
     prepared: Annotated[Path, typer.Option(help="output of prepare")] = Path("data/prepared"),
     descriptions: Annotated[Path, typer.Option(help="output of describe")] = Path(
         "data/descriptions/descriptions.parquet"
     ),
-    metrics: Annotated[
-        Path | None, typer.Option(help="default metrics/pairs/<scale>/train.json")
-    ] = None,
-    plots: Annotated[Path | None, typer.Option(help="default plots/pairs/<scale>.csv")] = None,
-    params: ParamsOption = Path("params.yaml"),
-) -> None:
-    """InstructPix2Pix trained on editing pairs of the scale's world scenes (the comparison)."""
-    from flows.pairs import train_pairs_flow
-
-    settings = _load(params)
-    _known_scale(settings, scale)
-    metrics = metrics or Path("metrics/pairs") / scale / "train.json"
-    plots = plots or Path("plots/pairs") / f"{scale}.csv"
-    try:
-        summary = train_pairs_flow(settings, scale, prepared, descriptions, metrics, plots)
-    except ValueError as err:  # not world data, or not an SD inpainting model
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
-    compute = summary["compute"]
-    typer.echo(
-        f"train-pairs {scale}: {summary['pairs']} editing pairs, {summary['steps']} steps, "
-        f"loss {summary['loss']:.4f}, {compute['train_tflop']:.3g} TFLOP"
-    )
-
-
-@app.command("evaluate-pairs")
-def evaluate_pairs(
-    benchmark: Annotated[str, typer.Option(help="emu_edit or magicbrush")],
-    scale: Annotated[str, typer.Option(help="the scale whose pair-trained editor is scored")],
+    metrics: Annotated[Path, typer.Option(help="what each scale trained on, cost and scored")] = (
+        Path("metrics/pairs.json")
+    ),
+    plots: Annotated[Path, typer.Option(help="loss curves, one CSV per scale")] = Path(
+        "plots/pairs"
+    ),
     limit: Annotated[int | None, typer.Option(help="a quick look at the first N")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """The scale's pair-trained InstructPix2Pix on Emu Edit or MagicBrush, in ours's harness."""
+    """The comparison: InstructPix2Pix trained on editing pairs of each scale's world scenes,
+    then scored on Emu Edit and MagicBrush in ours's harness."""
     from components.evaluation.benchmarks import BenchmarkError
-    from flows.evaluate import BENCHMARKS
-    from flows.pairs import evaluate_pairs_flow
+    from flows.pairs import pairs_flow
 
     settings = _load(params)
-    _known_scale(settings, scale)
-    if benchmark not in BENCHMARKS:
-        typer.echo(f"error: --benchmark must be one of {list(BENCHMARKS)}", err=True)
-        raise typer.Exit(2)
+    for name in scale or ():
+        _known_scale(settings, name)
     try:
-        summary = evaluate_pairs_flow(settings, scale, benchmark, limit=limit)
-    except (BenchmarkError, FileNotFoundError) as err:
+        record = pairs_flow(
+            settings, scale or list(settings.scales), prepared, descriptions, metrics, plots, limit
+        )
+    except (ValueError, BenchmarkError) as err:  # not world data, not SD inpainting, bad set
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
-    scores = summary["scores"]
-    typer.echo(
-        f"pair-trained {scale} on {benchmark}: "
-        + ", ".join(
-            f"{name} {value:.4f}"
-            for name, value in scores.items()
-            if name.split("/")[-2] in ("pairs", "single", "multi")
-            and name.split("/")[-1] in ("region_iou", "edit_success")
+    for name, done in record.items():
+        train, scores = (
+            done["train"],
+            {**done["emu_edit"]["scores"], **done["magicbrush"]["scores"]},
         )
-    )
+        typer.echo(
+            f"pairs {name}: {train['pairs']} editing pairs, "
+            f"{train['compute']['train_tflop']:.3g} TFLOP; region IoU "
+            f"{scores['pairs/region_iou']:.4f} (Emu Edit), "
+            f"{scores['pairs/single/region_iou']:.4f} (MagicBrush single-turn)"
+        )
 
 
 def _known_scale(settings: Params, scale: str) -> None:

@@ -1,4 +1,4 @@
-"""Prefect flows for `train-pairs` and `evaluate-pairs`: the editor trained on editing pairs.
+"""Prefect flow for `pairs`: the editor trained on editing pairs, trained and scored per scale.
 
 At each scale, InstructPix2Pix (components/world/instruct_pix2pix.py) trains on one editing
 pair of every scene that the scale's head sees as image + caption (the same nested subset,
@@ -22,7 +22,7 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
 
 from components.config import Params
 from components.evaluation.baseline import InstructPix2PixBaseline
@@ -39,7 +39,7 @@ from components.world.instruct_pix2pix import (
     train_instruct_pix2pix,
 )
 from components.world.pairs import editing_pair, scene_index
-from flows.evaluate import count_scored, metric_clip, score_systems, write_outputs
+from flows.evaluate import BENCHMARKS, count_scored, metric_clip, score_systems, write_outputs
 from flows.tracking import configure_tracking
 
 log = logging.getLogger(__name__)
@@ -61,19 +61,45 @@ def pair_training(params: Params) -> PairTraining:
     )
 
 
-@flow(name="train-pairs")
-def train_pairs_flow(
+@flow(name="pairs")
+def pairs_flow(
+    params: Params,
+    scales: list[str],
+    prepared: Path,
+    descriptions: Path,
+    metrics: Path,
+    plots: Path,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict[str, dict]:
+    """Each scale's InstructPix2Pix trained on its scenes' editing pairs, then scored on both
+    benchmarks; `metrics` (one JSON) gathers what each trained on, cost and scored, by scale
+    (scales not run here keep their earlier record), `plots/<scale>.csv` its loss curve."""
+    record = json.loads(metrics.read_text()) if metrics.is_file() else {}
+    for scale in scales:
+        record[scale] = {
+            "train": train_pairs(params, scale, prepared, descriptions, plots, progress)
+        }
+        for benchmark in BENCHMARKS:
+            record[scale][benchmark] = evaluate_pairs(params, scale, benchmark, limit=limit)
+    record = {scale: record[scale] for scale in params.scales if scale in record}
+    metrics.parent.mkdir(parents=True, exist_ok=True)
+    metrics.write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+@task(name="train-pairs")
+def train_pairs(
     params: Params,
     scale: str,
     prepared: Path,
     descriptions: Path,
-    metrics: Path,
-    loss_curve: Path,
+    plots: Path,
     progress: bool = True,
 ) -> dict:
     """Train the scale's InstructPix2Pix on its scenes' editing pairs; save it in diffusers'
-    InstructPix2Pix layout in `pairs.out/<scale>`, its losses to `loss_curve`, what it cost and
-    what it saw to `metrics` and to its MLflow run."""
+    InstructPix2Pix layout in `pairs.out/<scale>`, its losses to `plots/<scale>.csv`, what it
+    cost and what it saw to its MLflow run; return that record."""
     logger = get_run_logger()
     count = params.scales[scale]
     samples = scale_samples(prepared, descriptions, count, params.seed, scale)
@@ -102,6 +128,7 @@ def train_pairs_flow(
     shutil.rmtree(folder, ignore_errors=True)
     pipeline.save_pretrained(folder, safe_serialization=True)
     (folder / RUN_FILE).write_text(json.dumps({"run_id": run_id}))
+    loss_curve = plots / f"{scale}.csv"
     loss_curve.parent.mkdir(parents=True, exist_ok=True)
     with loss_curve.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -118,8 +145,6 @@ def train_pairs_flow(
         "loss": sum(result.losses[-10:]) / len(result.losses[-10:]),  # the last ten steps
         "compute": compute,
     }
-    metrics.parent.mkdir(parents=True, exist_ok=True)
-    metrics.write_text(json.dumps(summary, indent=2) + "\n")
     timestamp = int(mlflow.utils.time.get_current_time_millis())
     curve = [Metric("train/loss", loss, timestamp, step) for step, loss in enumerate(result.losses)]
     curve += [Metric(f"compute/{k}", float(v), timestamp, 0) for k, v in compute.items()]
@@ -157,27 +182,14 @@ def _start_run(params: Params, scale: str, count: int) -> str:
     return run.info.run_id
 
 
-@flow(name="evaluate-pairs")
-def evaluate_pairs_flow(
-    params: Params,
-    scale: str,
-    benchmark: str,
-    data: Path | None = None,
-    out: Path | None = None,
-    metrics: Path | None = None,
-    limit: int | None = None,
-) -> dict:
+@task(name="evaluate-pairs")
+def evaluate_pairs(params: Params, scale: str, benchmark: str, limit: int | None = None) -> dict:
     """The scale's pair-trained InstructPix2Pix and the copy of the input on one benchmark, in
-    the evaluation's harness and settings (evaluate.baseline_*); scores in `metrics` and in the
-    scale's pair-trained MLflow run."""
+    the evaluation's harness and settings (evaluate.baseline_*); outputs per sample in
+    `evaluate.out/pairs/<scale>/<benchmark>`, scores into the scale's pair-trained MLflow run."""
     folder = pairs_folder(params, scale)
-    if not (folder / RUN_FILE).is_file():
-        raise FileNotFoundError(
-            f"{folder} holds no trained InstructPix2Pix: run `regionedit train-pairs --scale "
-            f"{scale}` (or `dvc repro train-pairs@{scale}`) first"
-        )
-    data = data or Path(getattr(params.evaluate, benchmark))
-    out = out or Path(params.evaluate.out) / "pairs" / scale / benchmark
+    data = Path(getattr(params.evaluate, benchmark))
+    out = Path(params.evaluate.out) / "pairs" / scale / benchmark
     cfg = params.evaluate
     _reuse_only_same_settings(out, params, folder, benchmark, data)
     editor = InstructPix2PixBaseline.load(
@@ -216,9 +228,6 @@ def evaluate_pairs_flow(
         "scores": result.scores,
     }
     write_outputs(out, result)
-    metrics = metrics or Path("metrics") / "pairs" / scale / f"{benchmark}.json"
-    metrics.parent.mkdir(parents=True, exist_ok=True)
-    metrics.write_text(json.dumps(summary, indent=2) + "\n")
     configure_tracking(params.tracking)
     client = MlflowClient()
     run_id = json.loads((folder / RUN_FILE).read_text())["run_id"]

@@ -102,10 +102,9 @@ def test_training_reaches_the_source_channels_counts_its_flops_and_loads_as_a_ba
     assert edited.size == (64, 64)
 
 
-def _record(path, scores: dict, samples: int, **extra) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _record(scores: dict, samples: int) -> dict:
     body = {"profile": "default", "training_samples": samples, "cases": 4, "sessions": 2}
-    path.write_text(json.dumps(body | {"scores": scores} | extra))
+    return body | {"scores": scores}
 
 
 def test_the_comparison_judges_each_metric_by_its_direction_and_says_who_wins(tmp_path):
@@ -114,15 +113,21 @@ def test_the_comparison_judges_each_metric_by_its_direction_and_says_who_wins(tm
         "ours": {"1M": (0.10, 0.20), "2M": (0.05, 0.30)},
         "pairs": {"1M": (0.20, 0.40), "2M": (0.02, 0.30)},
     }
+    pairs = {}
     for scale, count in scales.items():
-        for side, folder in (("ours", metrics / scale), ("pairs", metrics / "pairs" / scale)):
-            l1, iou = values[side][scale]
-            scores = {f"{side}/l1": l1, f"{side}/region_iou": iou}
-            _record(folder / "emu_edit.json", scores, count)
+        scores = {
+            side: {f"{side}/l1": v[scale][0], f"{side}/region_iou": v[scale][1]}
+            for side, v in values.items()
+        }
+        (metrics / scale).mkdir(parents=True)
+        (metrics / scale / "emu_edit.json").write_text(json.dumps(_record(scores["ours"], count)))
         compute = {"compute": {"train_tflop": 0.5 * count, "flops_per_sample": 1e9}}
-        (metrics / "train").mkdir(parents=True, exist_ok=True)
+        (metrics / "train").mkdir(exist_ok=True)
         (metrics / "train" / f"{scale}.json").write_text(json.dumps(compute))
-    _record(metrics / "3M" / "emu_edit.json", {"ours/l1": 0.01}, 6)  # no pair-trained side
+        pairs[scale] = {"train": compute, "emu_edit": _record(scores["pairs"], count)}
+    (metrics / "pairs.json").write_text(json.dumps(pairs))
+    (metrics / "3M").mkdir()
+    (metrics / "3M" / "emu_edit.json").write_text(json.dumps(_record({"ours/l1": 0.01}, 6)))
 
     published = {"emu_edit": [{"method": "InstructPix2Pix (450K)", "l1": 0.1217}]}
     comparison = load_comparison(metrics, scales | {"3M": 6}, published)

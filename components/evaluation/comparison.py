@@ -1,12 +1,12 @@
 """Trained without editing pairs against trained on them: the paper's claim, measured in the world.
 
-Per test set and scale, ours (the region head trained on text-image pairs; metrics/<scale>/)
-beside InstructPix2Pix trained on editing pairs of the same scenes (metrics/pairs/<scale>/):
-every metric of the paper's Tables 2-3, region IoU of the pixels each changed against the
-ground-truth region, edit success, and what each training cost (metrics/train/<scale>.json,
-metrics/pairs/<scale>/train.json). Beside them, the paper's own comparison as printed: its
-Ours (1M...5M) against InstructPix2Pix (450K pairs), MagicBrush and UltraEdit. `verdicts` says
-which side wins each metric at how many scales, including where ours loses.
+Per test set and scale, ours (the region head trained on text-image pairs; metrics/<scale>/,
+metrics/train/<scale>.json) beside InstructPix2Pix trained on editing pairs of the same scenes
+(metrics/pairs.json): every metric of the paper's Tables 2-3, region IoU (ours: its region;
+InstructPix2Pix: the pixels it changed) against the ground-truth region, edit success, and
+what each training cost. Beside them, the paper's own comparison as printed: its Ours (1M...5M)
+against InstructPix2Pix (450K pairs), MagicBrush and UltraEdit. `verdicts` says which side
+wins each metric at how many scales, including where ours loses.
 """
 
 from __future__ import annotations
@@ -47,27 +47,26 @@ class Comparison:
 
 def load_comparison(metrics: Path, scales: dict[str, int], published: dict) -> Comparison:
     """Both sides at every scale where both were evaluated (a scale with one side only is left
-    out: there is nothing to compare)."""
+    out: there is nothing to compare). `metrics`: the folder of `metrics/<scale>/<benchmark>.json`,
+    `train/<scale>.json` (ours) and `pairs.json` (the pair-trained editors)."""
+    pairs = json.loads(file.read_text()) if (file := metrics / "pairs.json").is_file() else {}
     rows = []
     for scale in sorted(scales, key=scale_key):
         for test_set, (benchmark, prefix, columns) in TABLES.items():
-            ours, pairs = metrics / scale / f"{benchmark}.json", metrics / "pairs" / scale
-            if not (ours.is_file() and (pairs / f"{benchmark}.json").is_file()):
+            ours = metrics / scale / f"{benchmark}.json"
+            if not (ours.is_file() and benchmark in pairs.get(scale, {})):
                 continue
+            training = metrics / "train" / f"{scale}.json"
             sides = {
-                "ours": (json.loads(ours.read_text()), metrics / "train" / f"{scale}.json"),
-                "pairs": (
-                    json.loads((pairs / f"{benchmark}.json").read_text()),
-                    pairs / "train.json",
+                "ours": (
+                    json.loads(ours.read_text()),
+                    json.loads(training.read_text()) if training.is_file() else {},
                 ),
+                "pairs": (pairs[scale][benchmark], pairs[scale]["train"]),
             }
-            for side, (record, training) in sides.items():
-                compute = (
-                    json.loads(training.read_text()).get("compute", {})
-                    if training.is_file()
-                    else {}
-                )
-                scores = record["scores"]
+            for side, (record, trained) in sides.items():
+                compute, scores = trained.get("compute", {}), record["scores"]
+                setting = "sessions" if test_set == "magicbrush_multi" else "cases"
                 rows.append(
                     {
                         "test_set": test_set,
@@ -76,9 +75,7 @@ def load_comparison(metrics: Path, scales: dict[str, int], published: dict) -> C
                         "side": side,
                         "method": SIDES[side],
                         "profile": record["profile"],
-                        "cases": record["cases"]
-                        if test_set != "magicbrush_multi"
-                        else record["sessions"],
+                        "cases": record[setting],
                         **{c: scores.get(f"{side}/{prefix}{c}") for c in (*columns, *KNOWN)},
                         "train_tflop": compute.get("train_tflop"),
                         "flops_per_sample": compute.get("flops_per_sample"),
