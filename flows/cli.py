@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -475,6 +476,8 @@ def pairs(
     except (ValueError, BenchmarkError) as err:  # not world data, not SD inpainting, bad set
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
+    if not record:
+        typer.echo(f"pairs: skipped, {json.loads(metrics.read_text())['skipped']}")
     for name, done in record.items():
         train, scores = (
             done["train"],

@@ -74,8 +74,22 @@ def pairs_flow(
 ) -> dict[str, dict]:
     """Each scale's InstructPix2Pix trained on its scenes' editing pairs, then scored on both
     benchmarks; `metrics` (one JSON) gathers what each trained on, cost and scored, by scale
-    (scales not run here keep their earlier record), `plots/<scale>.csv` its loss curve."""
+    (scales not run here keep their earlier record), `plots/<scale>.csv` its loss curve.
+    Without world data there are no pairs to render: the skip and its reason are recorded."""
+    metrics.parent.mkdir(parents=True, exist_ok=True)
+    if params.prepare.source != "world":
+        reason = (
+            f"prepare.source is {params.prepare.source!r}: editing pairs are rendered from the "
+            "world's scenes only; with real data the comparison is the paper's published "
+            "editors (reports/tables.md)"
+        )
+        get_run_logger().warning("pairs skipped: %s", reason)
+        for folder in (Path(params.pairs.out), Path(params.evaluate.out) / "pairs", plots):
+            folder.mkdir(parents=True, exist_ok=True)  # the stage's outputs, empty
+        metrics.write_text(json.dumps({"skipped": reason}, indent=2) + "\n")
+        return {}
     record = json.loads(metrics.read_text()) if metrics.is_file() else {}
+    record.pop("skipped", None)
     for scale in scales:
         record[scale] = {
             "train": train_pairs(params, scale, prepared, descriptions, plots, progress)
@@ -83,7 +97,6 @@ def pairs_flow(
         for benchmark in BENCHMARKS:
             record[scale][benchmark] = evaluate_pairs(params, scale, benchmark, limit=limit)
     record = {scale: record[scale] for scale in params.scales if scale in record}
-    metrics.parent.mkdir(parents=True, exist_ok=True)
     metrics.write_text(json.dumps(record, indent=2) + "\n")
     return record
 

@@ -146,3 +146,20 @@ def test_the_comparison_judges_each_metric_by_its_direction_and_says_who_wins(tm
     assert (tmp_path / "reports" / "pairs.png").stat().st_size > 0
     rows = (tmp_path / "reports" / "pairs.csv").read_text().splitlines()
     assert len(rows) == 1 + 4 and "train_tflop" in rows[0]
+
+
+def test_without_world_data_the_stage_records_why_it_made_no_pairs(tmp_path, prefect_harness):
+    from components.config import Params, PrepareConfig
+    from flows.pairs import pairs_flow
+
+    params = Params(
+        prepare=PrepareConfig(source="demo"),
+        pairs={"out": str(tmp_path / "checkpoints/pairs")},
+        evaluate={"out": str(tmp_path / "evaluations")},
+    )
+    metrics = tmp_path / "metrics" / "pairs.json"
+    record = pairs_flow(params, ["1M"], tmp_path, tmp_path, metrics, tmp_path / "plots")
+    assert record == {}
+    assert "prepare.source is 'demo'" in json.loads(metrics.read_text())["skipped"]
+    for folder in ("checkpoints/pairs", "evaluations/pairs", "plots"):  # DVC's outputs exist
+        assert (tmp_path / folder).is_dir()
