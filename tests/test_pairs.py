@@ -129,7 +129,12 @@ def test_the_comparison_judges_each_metric_by_its_direction_and_says_who_wins(tm
     (metrics / "3M").mkdir()
     (metrics / "3M" / "emu_edit.json").write_text(json.dumps(_record({"ours/l1": 0.01}, 6)))
 
-    published = {"emu_edit": [{"method": "InstructPix2Pix (450K)", "l1": 0.1217}]}
+    published = {
+        "emu_edit": [
+            {"method": "InstructPix2Pix (450K)", "l1": 0.1217},
+            {"method": "Ours (5M)", "samples": 5_000_000, "l1": 0.0723},
+        ]
+    }
     comparison = load_comparison(metrics, scales | {"3M": 6}, published)
     assert {(r["scale"], r["side"]) for r in comparison.rows} == {
         ("1M", "ours"),
@@ -143,6 +148,8 @@ def test_the_comparison_judges_each_metric_by_its_direction_and_says_who_wins(tm
     assert (judged["region_iou"]["pairs_better"], judged["region_iou"]["ties"]) == (1, 1)
     lines = "\n".join(comparison_lines(comparison, tmp_path / "reports"))
     assert "InstructPix2Pix (450K) (published)" in lines and "0.1217" in lines
+    assert "ours better in 1 of 4 comparisons, the pair-trained editor in 2, 1 tied" in lines
+    assert "Ours (5M) against InstructPix2Pix (450K): 1/1" in lines  # the paper's lower L1
     assert (tmp_path / "reports" / "pairs.png").stat().st_size > 0
     rows = (tmp_path / "reports" / "pairs.csv").read_text().splitlines()
     assert len(rows) == 1 + 4 and "train_tflop" in rows[0]

@@ -143,7 +143,7 @@ def comparison_lines(comparison: Comparison, out: Path) -> list[str]:
         "",
         f"Ours trains on each scale's scenes as image + caption; InstructPix2Pix trains on one "
         f"rendered editing pair (source, instruction, target) of each of the same scenes, from "
-        f"the same inpainting model's VAE, text encoder and UNet (`dvc.yaml`: train-pairs). "
+        f"the same inpainting model's VAE, text encoder and UNet (`dvc.yaml`: pairs). "
         f"Both are scored by the same harness on the same held-out test sets "
         f"({first['profile']} profile; README, Trained on pairs). Region IoU of "
         f"InstructPix2Pix: the pixels it changed beyond the edit-success tolerance. Training "
@@ -185,8 +185,18 @@ def comparison_lines(comparison: Comparison, out: Path) -> list[str]:
             "train TFLOP",
         ]
         lines += [f"### {_title(test_set)}", "", *markdown_table(headers, body, labels=2), ""]
+    ours = sum(v["ours_better"] for v in judged)
+    theirs = sum(v["pairs_better"] for v in judged)
+    total = sum(v["scales"] for v in judged)
     lines += [
         "### Which side wins, metric by metric (scales where it scores better)",
+        "",
+        f"Over every metric, test set and scale: ours better in {ours} of {total} comparisons, "
+        f"the pair-trained editor in {theirs}, {total - ours - theirs} tied. The paper's own "
+        "comparison, its largest Ours against each pair-trained editor as printed (metrics "
+        "where Ours is better / metrics both report): "
+        + "; ".join(_paper_verdicts(comparison))
+        + ".",
         "",
         *markdown_table(
             ["test set", "metric", "scales", "ours better", "pairs better", "ties"],
@@ -206,6 +216,26 @@ def comparison_lines(comparison: Comparison, out: Path) -> list[str]:
         "",
     ]
     return lines
+
+
+def _paper_verdicts(comparison: Comparison) -> list[str]:
+    """Per test set and published editor: on how many of the metrics both print the paper's
+    largest Ours is better."""
+    found = []
+    for test_set, rows in comparison.published.items():
+        ours = max((r for r in rows if r.get("samples")), key=lambda r: r["samples"], default=None)
+        if ours is None:
+            continue
+        for editor in (r for r in rows if r["method"] in PAPER_EDITORS):
+            shared = [
+                c
+                for c in TABLES[test_set][2]
+                if ours.get(c) is not None and editor.get(c) is not None
+            ]
+            better = sum(_better(c, ours[c], editor[c]) > 0 for c in shared)
+            versus = f"{ours['method']} against {editor['method']}"
+            found.append(f"{_title(test_set)}, {versus}: {better}/{len(shared)}")
+    return found
 
 
 def _title(test_set: str) -> str:
