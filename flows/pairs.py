@@ -136,7 +136,11 @@ def train_pairs(
         ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())),
         training.steps_for(len(pairs)),
     )
-    result = train_instruct_pix2pix(pipeline, encoded, training, params.seed, progress=progress)
+    try:
+        result = train_instruct_pix2pix(pipeline, encoded, training, params.seed, progress=progress)
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
     folder = pairs_folder(params, scale)
     shutil.rmtree(folder, ignore_errors=True)
     pipeline.save_pretrained(folder, safe_serialization=True)
@@ -155,7 +159,7 @@ def train_pairs(
         "pairs": len(pairs),
         "kinds": dict(sorted(kinds.items())),
         "steps": len(result.losses),
-        "loss": sum(result.losses[-10:]) / len(result.losses[-10:]),  # the last ten steps
+        "loss_last_10_steps": sum(result.losses[-10:]) / len(result.losses[-10:]),
         "compute": compute,
     }
     timestamp = int(mlflow.utils.time.get_current_time_millis())
