@@ -233,6 +233,10 @@ class PairsConfig(_Strict):
     warmup_steps: int = Field(20, ge=1)
     # InstructPix2Pix drops the instruction, the source image and both, each for this share
     conditioning_dropout: float = Field(0.05, ge=0, le=1 / 3)
+    # text-to-image: InstructPix2Pix's start (the inpainter with everything masked, the
+    # source's channels at zero); inpainting: the inpainter with nothing masked, the source as
+    # its known image (components/world/instruct_pix2pix.py)
+    init: Literal["text-to-image", "inpainting"] = "text-to-image"
     out: str = "checkpoints/pairs"  # one diffusers InstructPix2Pix folder per scale
 
 

@@ -124,7 +124,7 @@ def train_pairs(
             f"models.inpainting is a {family} pipeline: the pair-trained InstructPix2Pix starts "
             "from an SD inpainting UNet"
         )
-    pipeline = instruct_pix2pix_pipeline(parts)
+    pipeline = instruct_pix2pix_pipeline(parts, params.pairs.init)
     encoded = encode_pairs(pipeline, pairs, params.world.side)
     training = pair_training(params)
     run_id = _start_run(params, scale, count)

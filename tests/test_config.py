@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components.config import ConfigError, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
+PROFILES = [
+    "params.yaml",
+    "infra/profiles/paper.yaml",
+    "infra/profiles/paper-sdxl.yaml",
+    "infra/profiles/paper-flux.yaml",
+]
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "params.yaml",
-        "infra/profiles/paper.yaml",
-        "infra/profiles/paper-sdxl.yaml",
-        "infra/profiles/paper-flux.yaml",
-    ],
-)
+@pytest.mark.parametrize("path", PROFILES)
 def test_shipped_profiles_parse(path):
     params = load_params(ROOT / path)
     assert list(params.scales) == ["1M", "2M", "3M", "4M", "5M"]
+
+
+@pytest.mark.parametrize("path", PROFILES)
+def test_every_key_dvc_yaml_interpolates_is_in_each_profile(path):
+    """`use-profile` copies the profile to params.yaml; a `${key}` of dvc.yaml it lacks would
+    stop DVC from reading the pipeline at all."""
+    profile = yaml.safe_load((ROOT / path).read_text())
+    for key in set(re.findall(r"\$\{([a-z_.]+)\}", (ROOT / "dvc.yaml").read_text())):
+        if key.split(".")[0] in ("key", "item"):  # foreach / matrix loop variables
+            continue
+        node = profile
+        for part in key.split("."):
+            assert isinstance(node, dict) and part in node, f"{path} lacks {key}"
+            node = node[part]
 
 
 def test_paper_profile_uses_paper_scales():

@@ -82,6 +82,19 @@ def test_the_unet_starts_as_the_inpainting_models_text_to_image_mode(started):
             assert torch.equal(new.state_dict()[name], weight), name
 
 
+def test_the_inpainting_start_is_the_inpainter_told_the_whole_image(started):
+    parts, _ = started
+    new = instruct_pix2pix_pipeline(parts, "inpainting").unet
+    z, source = torch.randn(1, 4, 16, 16), torch.randn(1, 4, 16, 16)  # source: unscaled
+    known = source * parts.vae.config.scaling_factor  # the inpainter's masked latent is scaled
+    with torch.no_grad():
+        told = parts.unet.conv_in(torch.cat([z, torch.zeros(1, 1, 16, 16), known], 1))
+        widened = new.conv_in(torch.cat([z, source], 1))
+    assert torch.allclose(widened, told, atol=1e-5)  # everywhere: no mask, nothing to fold
+    with pytest.raises(ValueError, match="pairs.init"):
+        instruct_pix2pix_pipeline(parts, "random")
+
+
 def test_training_reaches_the_source_channels_counts_its_flops_and_loads_as_a_baseline(
     started, world_zoo, tmp_path
 ):

@@ -31,6 +31,11 @@ from components.evaluation.report import (  # noqa: E402
 )
 
 SIDES = {"ours": "ours (text-image pairs)", "pairs": "InstructPix2Pix (editing pairs)"}
+# what no number of either side is read without, from ours's largest-scale evaluation
+REFERENCE_ROWS = {
+    "copy": "copy of the input (changes nothing)",
+    "ground_truth": "our generator in the ground-truth region (ceiling)",
+}
 KNOWN = ("region_iou", "edit_success")
 PLOTTED = ("region_iou", "edit_success", "l1", "dino")  # the panels of pairs.png, per test set
 PAPER_EDITORS = ("InstructPix2Pix (450K)", "MagicBrush (450+20K)", "UltraEdit (3M)")
@@ -40,6 +45,7 @@ PAPER_EDITORS = ("InstructPix2Pix (450K)", "MagicBrush (450+20K)", "UltraEdit (3
 class Comparison:
     rows: list[dict]  # per test set, scale and side: every metric and the training compute
     published: dict[str, list[dict]]  # test set -> the paper's rows of its comparison
+    references: dict[str, list[dict]]  # test set -> the copy of the input and the ceiling
 
     def columns(self, test_set: str) -> tuple[str, ...]:
         return (*TABLES[test_set][2], *KNOWN)
@@ -81,6 +87,20 @@ def load_comparison(metrics: Path, scales: dict[str, int], published: dict) -> C
                         "flops_per_sample": compute.get("flops_per_sample"),
                     }
                 )
+    references = {}
+    for test_set, (benchmark, prefix, columns) in TABLES.items():
+        largest = [
+            scale
+            for scale in scales
+            if any(r["test_set"] == test_set and r["scale"] == scale for r in rows)
+        ]
+        if largest:
+            record = json.loads((metrics / largest[-1] / f"{benchmark}.json").read_text())
+            references[test_set] = [
+                {"system": name, "method": label, "scale": largest[-1]}
+                | {c: record["scores"].get(f"{name}/{prefix}{c}") for c in (*columns, *KNOWN)}
+                for name, label in REFERENCE_ROWS.items()
+            ]
     paper = {
         test_set: [
             row
@@ -89,7 +109,7 @@ def load_comparison(metrics: Path, scales: dict[str, int], published: dict) -> C
         ]
         for test_set in TABLES
     }
-    return Comparison(rows, paper)
+    return Comparison(rows, paper, references)
 
 
 def verdicts(comparison: Comparison) -> list[dict]:
@@ -166,6 +186,10 @@ def comparison_lines(comparison: Comparison, out: Path) -> list[str]:
                 "–" if r["train_tflop"] is None else f"{r['train_tflop']:.3g}",
             ]
             for r in sorted(rows, key=lambda r: (r["side"] != "ours", scale_key(r["scale"])))
+        ]
+        body += [
+            [r["method"], r["scale"], "", *(cell(r[c]) for c in columns), ""]
+            for r in comparison.references.get(test_set, [])
         ]
         body += [
             [
@@ -252,7 +276,7 @@ def _printed(value: float | None) -> str:
 
 def _plot(comparison: Comparison, path: Path) -> None:
     """Each PLOTTED metric against the data scale, per test set: ours and the pair-trained
-    editor, sample counts at the points."""
+    editor, with the copy of the input and the ceiling as horizontal lines."""
     test_sets = [t for t in TABLES if any(r["test_set"] == t for r in comparison.rows)]
     figure, axes = plt.subplots(
         len(test_sets),
@@ -276,6 +300,16 @@ def _plot(comparison: Comparison, path: Path) -> None:
                         "o-" if side == "ours" else "s--",
                         color=f"C{index + 1}",
                         label=SIDES[side],
+                    )
+            for reference in comparison.references.get(test_set, []):
+                if reference[metric] is not None:
+                    ceiling = reference["system"] == "ground_truth"
+                    axis.axhline(
+                        reference[metric],
+                        color="black" if ceiling else "grey",
+                        linestyle="-." if ceiling else ":",
+                        linewidth=1,
+                        label=reference["method"],
                     )
             axis.set_xticks(range(len(scales)), scales)
             axis.set_title(f"{_title(test_set)}: {column_header(metric)}", fontsize=9)

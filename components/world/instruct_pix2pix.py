@@ -66,16 +66,19 @@ class PairTrainingResult:
     seconds: float
 
 
+INITS = ("text-to-image", "inpainting")  # params.yaml: pairs.init
+
+
 def instruct_pix2pix_pipeline(
-    parts: StableDiffusionParts,
+    parts: StableDiffusionParts, init: str = "text-to-image"
 ) -> StableDiffusionInstructPix2PixPipeline:
     """The inpainting pipeline's VAE, text encoder, tokenizer and scheduler around an 8-channel
-    UNet that starts as its text-to-image mode (`instruct_pix2pix_unet`)."""
+    UNet started by `instruct_pix2pix_unet`."""
     return StableDiffusionInstructPix2PixPipeline(
         vae=parts.vae,
         text_encoder=parts.text_encoder,
         tokenizer=parts.tokenizer,
-        unet=instruct_pix2pix_unet(parts.unet, parts.vae),
+        unet=instruct_pix2pix_unet(parts.unet, parts.vae, init),
         scheduler=parts.scheduler,
         safety_checker=None,
         feature_extractor=None,
@@ -84,14 +87,22 @@ def instruct_pix2pix_pipeline(
 
 
 def instruct_pix2pix_unet(
-    inpainting: UNet2DConditionModel, vae: AutoencoderKL
+    inpainting: UNet2DConditionModel, vae: AutoencoderKL, init: str = "text-to-image"
 ) -> UNet2DConditionModel:
-    """The 9-channel inpainting UNet as an 8-channel InstructPix2Pix UNet: [z_t, source latent]."""
+    """The 9-channel inpainting UNet as an 8-channel InstructPix2Pix UNet: [z_t, source latent].
+
+    `text-to-image` (InstructPix2Pix's recipe): the inpainting model with every pixel masked,
+    the source's channels at zero. `inpainting`: the inpainting model with no pixel masked, the
+    source latent in the masked-image latent's place (its weights times the VAE's scaling
+    factor, since InstructPix2Pix's source latent is unscaled): at the start it reproduces
+    the source, and training only has to learn the edit."""
     if inpainting.config.in_channels != 2 * LATENT + 1:
         raise ValueError(
             f"the InstructPix2Pix UNet starts from an inpainting UNet ([z_t, mask, masked "
             f"latent], 9 channels); this one has {inpainting.config.in_channels}"
         )
+    if init not in INITS:
+        raise ValueError(f"pairs.init {init!r}: expected one of {INITS}")
     unet = UNet2DConditionModel.from_config({**inpainting.config, "in_channels": 2 * LATENT})
     state = dict(inpainting.state_dict())
     weight, bias = state.pop("conv_in.weight"), state.pop("conv_in.bias")
@@ -100,7 +111,11 @@ def instruct_pix2pix_unet(
     with torch.no_grad():
         unet.conv_in.weight.zero_()
         unet.conv_in.weight[:, :LATENT] = weight[:, :LATENT]
-        unet.conv_in.bias.copy_(bias + _paint_everything(vae, weight[:, LATENT:], side))
+        if init == "inpainting":  # mask 0 adds nothing; the masked latent is the source's
+            unet.conv_in.weight[:, LATENT:] = weight[:, LATENT + 1 :] * vae.config.scaling_factor
+            unet.conv_in.bias.copy_(bias)
+        else:
+            unet.conv_in.bias.copy_(bias + _paint_everything(vae, weight[:, LATENT:], side))
     return unet
 
 
