@@ -45,7 +45,7 @@ from flows.tracking import configure_tracking
 log = logging.getLogger(__name__)
 SYSTEM = "pairs"  # the pair-trained editor's name in scores and samples.csv
 LABEL = "InstructPix2Pix trained on editing pairs"
-RUN_FILE = "run.json"  # in a scale's folder: its MLflow run and the digest of what trained it
+RUN_FILE = "run.json"  # in a scale's folder: the MLflow run its scores are logged into
 TRAINING_DATA = "training_data"  # the MLflow tag that tells the two sides' runs apart
 EDITING_PAIRS = "editing pairs"
 

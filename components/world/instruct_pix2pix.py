@@ -21,7 +21,7 @@ sampler as the method's generator: the two sides start from the same models.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,7 +170,6 @@ def train_instruct_pix2pix(
     pairs: EncodedPairs,
     training: PairTraining,
     seed: int,
-    on_step: Callable[[int, float], None] = lambda step, loss: None,
     progress: bool = True,
 ) -> PairTrainingResult:
     """Train `pipeline.unet` in place on `pairs` for `training.steps_for(len(pairs))` steps."""
@@ -197,7 +196,6 @@ def train_instruct_pix2pix(
         optimiser.zero_grad(set_to_none=True)
         schedule.step()
         losses.append(loss)
-        on_step(step, loss)
     unet.eval().requires_grad_(False)
     return PairTrainingResult(losses, flops, steps * training.batch, time.perf_counter() - started)
 
