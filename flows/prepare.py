@@ -9,22 +9,28 @@ from prefect import flow, get_run_logger, task
 from components.config import Params
 from components.data.images import ImageLimits
 from components.data.prepare import PrepareSummary, prepare_dataset
-from components.data.sources import open_source
+from components.data.sources import open_source, source_identity
 
 
 @task(name="build-shards")
 def build_shards(source: str, out: Path, params: Params, metrics: Path | None) -> PrepareSummary:
     cfg = params.prepare
-    records = open_source(
-        source, cfg.image_column, cfg.caption_column, cfg.demo_scenes, params.seed, params.world
+    reading = (
+        source,
+        cfg.image_column,
+        cfg.caption_column,
+        cfg.demo_scenes,
+        params.seed,
+        params.world,
     )
     return prepare_dataset(
-        records,
+        open_source(*reading),
         out,
         ImageLimits(cfg.min_side, cfg.max_pixels),
         cfg.samples_per_shard,
         cfg.workers,
         metrics,
+        source=source_identity(*reading),
     )
 
 

@@ -6,6 +6,10 @@ import hashlib
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -15,9 +19,9 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from components.data.prepare import ordered_map, prepare_dataset
-from components.data.sources import folder_records
-from tests.conftest import LIMITS, image_bytes, noise_image, write_folder
+from components.data.prepare import STATE, ordered_map, prepare_dataset
+from components.data.sources import folder_records, source_identity
+from tests.conftest import LIMITS, ROOT, image_bytes, noise_image, write_folder
 
 
 def mixed_folder(root: Path) -> Path:
@@ -185,3 +189,100 @@ def _exit_on_three(item: int) -> int:
 def test_a_dying_worker_fails_the_run_instead_of_hanging():
     with pytest.raises(BrokenProcessPool):
         list(ordered_map(_exit_on_three, range(40), workers=2))
+
+
+def long_folder(root: Path, count: int) -> Path:
+    """`count` inputs: distinct pictures, with every 50th cut short and every 40th from the
+    second half a repeat of an early one, so rejections and duplicates straddle any kill."""
+    files, captions = {}, []
+    for i in range(count):
+        name = f"img{i:04d}.png"
+        data = image_bytes(noise_image(100 + (i % 7 if i >= count // 2 and i % 40 == 0 else i)))
+        files[name] = data[:200] if i % 50 == 25 else data
+        captions.append((name, f"picture {i}"))
+    return write_folder(root, files, captions)
+
+
+KILLABLE = """
+import sys
+from pathlib import Path
+from components.data.images import ImageLimits
+from components.data.prepare import prepare_dataset
+from components.data.sources import folder_records, source_identity
+source, out = sys.argv[1], Path(sys.argv[2])
+prepare_dataset(folder_records(Path(source)), out, ImageLimits(16, 1_000_000), 10, 2,
+                progress=False, source=source_identity(source, "image", "caption", 0, 0))
+"""
+
+
+def test_killed_run_resumes_to_the_same_bytes(tmp_path):
+    source = long_folder(tmp_path / "source", 1000)
+    identity = source_identity(str(source), "image", "caption", 0, 0)
+
+    def prepare(out: Path, workers: int):
+        records = folder_records(source)
+        return prepare_dataset(records, out, LIMITS, 10, workers, progress=False, source=identity)
+
+    whole = prepare(tmp_path / "whole", workers=1)
+    assert (whole.rejected, whole.duplicates) == (20, 12)
+
+    out = tmp_path / "killed"
+    run = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE, str(source), str(out)], cwd=ROOT, start_new_session=True
+    )
+    fifth = out / "shards" / "shard-000005.tar"  # opened once five shards are committed
+    deadline = time.monotonic() + 120
+    while not fifth.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert run.poll() is None, "prepare finished (or failed) before it could be killed"
+    os.killpg(run.pid, signal.SIGKILL)  # the run and its decoding workers, at once
+    run.wait()
+    assert (out / STATE).is_file() and not (out / "manifest.parquet").exists()
+
+    kept = {p.name: p.stat().st_mtime_ns for p in (out / "shards").glob("*.tar")}
+    resumed = prepare(out, workers=1)
+    assert resumed == whole
+    assert not (out / STATE).exists()
+    finished = {name for name in kept if name < fifth.name}
+    assert len(finished) >= 5
+    for name in finished:  # finished shards are kept, not written again
+        assert (out / "shards" / name).stat().st_mtime_ns == kept[name], name
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == sorted(
+        p.relative_to(tmp_path / "whole").as_posix()
+        for p in (tmp_path / "whole").rglob("*")
+        if p.is_file()
+    )
+    for name in written:
+        assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+
+
+def test_a_changed_source_starts_over(tmp_path):
+    source = long_folder(tmp_path / "source", 60)
+
+    def prepare(out: Path, stop_after: int | None = None):
+        identity = source_identity(str(source), "image", "caption", 0, 0)
+        records = folder_records(source)
+        if stop_after is not None:
+            records = crash_after(records, stop_after)
+        return prepare_dataset(records, out, LIMITS, 10, 1, progress=False, source=identity)
+
+    def crash_after(records, count):
+        for n, record in enumerate(records):
+            if n == count:
+                raise RuntimeError("the machine went away")
+            yield record
+
+    with pytest.raises(RuntimeError):
+        prepare(tmp_path / "out", stop_after=35)
+    assert (tmp_path / "out" / STATE).is_file()
+    with (source / "captions.csv").open("a", encoding="utf-8") as handle:
+        handle.write("img0000.png,the first picture again\n")  # one more input: a duplicate
+    again = prepare(tmp_path / "out")
+    assert (again.inputs, again.duplicates) == (61, 2)
+    assert prepare(tmp_path / "fresh") == again
+    for name in ("manifest.parquet", "rejected.jsonl", "shards/shard-000000.tar"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes()
+
+    (tmp_path / "fresh" / STATE).write_bytes(b"not a database")  # a leftover not to be trusted
+    assert prepare(tmp_path / "fresh") == again

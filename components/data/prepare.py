@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import multiprocessing
 import os
+import sqlite3
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -42,6 +44,8 @@ MANIFEST_SCHEMA = pa.schema(
     ]
 )
 KEY_HEX_DIGITS = 20  # 80 bits of the pixel hash: collisions stay negligible at 5M samples
+MANIFEST_ROW_GROUP = 4096
+STATE = "prepare-state.sqlite"  # in OUT while a run is unfinished; a complete run removes it
 
 
 @dataclass
@@ -123,17 +127,65 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
 
 
 class _Outputs:
-    """The three outputs of a run, each written as samples stream past."""
+    """The three outputs of a run, written as samples stream past, and the run's state: a SQLite
+    file in OUT that holds the pixel digests seen (duplicates are found on disk, so memory stays
+    flat in the number of samples), the manifest rows and a checkpoint committed after every
+    finished shard. A killed run started again with the same identity resumes from it."""
 
-    def __init__(self, out: Path, samples_per_shard: int) -> None:
-        for stale in (out / "shards").glob("shard-*.tar"):
-            stale.unlink()
-        self.shards = ShardWriter(out / "shards", samples_per_shard)
-        self.manifest = pq.ParquetWriter(out / "manifest.parquet", MANIFEST_SCHEMA)
-        self.rejected = (out / "rejected.jsonl").open("w", encoding="utf-8")
-        self.rows: list[dict] = []
+    def __init__(self, out: Path, samples_per_shard: int, identity: dict[str, object]) -> None:
+        self.out = out
+        self.state, progress = _open_state(out / STATE, identity)
+        self.summary = PrepareSummary()
+        self.reasons: Counter[str] = Counter()
+        rejected = out / "rejected.jsonl"
+        (out / "manifest.parquet").unlink(missing_ok=True)  # written again when the run completes
+        if progress is None:
+            for stale in (out / "shards").glob("shard-*.tar"):
+                stale.unlink()
+            rejected.write_bytes(b"")
+            shards = 0
+        else:  # drop what the killed run wrote after its last checkpoint
+            summary = progress["summary"]
+            self.reasons.update(summary.pop("rejected_by_reason"))
+            self.summary = PrepareSummary(**summary)
+            shards = self.summary.shards
+            for stale in (out / "shards").glob("shard-*.tar"):
+                if int(stale.stem.removeprefix("shard-")) >= shards:
+                    stale.unlink()
+            with rejected.open("r+b") as handle:
+                handle.truncate(progress["rejected_bytes"])
+            log.info(
+                "resuming %s: %d inputs done, %d finished shards kept",
+                out,
+                self.summary.inputs,
+                shards,
+            )
+        self.shards = ShardWriter(out / "shards", samples_per_shard, shards)
+        self.rejected = rejected.open("ab")
+
+    @property
+    def done(self) -> int:
+        """Inputs already taken care of: a resumed run skips this many records."""
+        return self.summary.inputs
 
     def accept(self, sample: Sample) -> None:
+        """Writes the sample, or rejects it as a duplicate of an earlier one."""
+        self.summary.inputs += 1
+        added = self.state.execute(
+            "INSERT OR IGNORE INTO seen VALUES (?)", (bytes.fromhex(sample.sha256),)
+        )
+        if added.rowcount == 0:
+            self.summary.duplicates += 1
+            self._write_rejection(
+                Rejection(
+                    sample.ref,
+                    Reason.DUPLICATE,
+                    "same pixels as an earlier sample",
+                    duplicate_of=sample.key,
+                )
+            )
+            return
+        self.summary.accepted += 1
         members = {
             sample.ext: sample.image,
             "json": json.dumps(
@@ -143,33 +195,108 @@ class _Outputs:
             ).encode("utf-8"),
         }
         shard = self.shards.write(sample.key, members)
-        self.rows.append(
-            {
-                "key": sample.key,
-                "shard": shard,
-                "width": sample.width,
-                "height": sample.height,
-                "caption": sample.caption,
-                "sha256": sample.sha256,
-                "source": sample.ref,
-            }
+        self.state.execute(
+            "INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                sample.key,
+                shard,
+                sample.width,
+                sample.height,
+                sample.caption,
+                sample.sha256,
+                sample.ref,
+            ),
         )
-        if len(self.rows) == 4096:
-            self._flush_rows()
+        if self.shards.full:
+            self.shards.close()
+            self._checkpoint()
 
     def reject(self, rejection: Rejection) -> None:
-        self.rejected.write(json.dumps(rejection.as_json(), sort_keys=True) + "\n")
+        self.summary.inputs += 1
+        self.summary.rejected += 1
+        self.reasons[str(rejection.reason)] += 1
+        log.info("rejected %s: %s (%s)", rejection.ref, rejection.reason, rejection.detail)
+        self._write_rejection(rejection)
 
-    def _flush_rows(self) -> None:
-        self.manifest.write_table(pa.Table.from_pylist(self.rows, schema=MANIFEST_SCHEMA))
-        self.rows = []
+    def _write_rejection(self, rejection: Rejection) -> None:
+        line = json.dumps(rejection.as_json(), sort_keys=True) + "\n"
+        self.rejected.write(line.encode("utf-8"))
+
+    def _checkpoint(self) -> None:
+        """Commit: the finished shards, the rejections so far and the counts belong together."""
+        self.rejected.flush()
+        self.summary.shards = self.shards.shards
+        self.summary.rejected_by_reason = dict(sorted(self.reasons.items()))
+        progress = {"summary": asdict(self.summary), "rejected_bytes": self.rejected.tell()}
+        self.state.execute(
+            "UPDATE meta SET value = ? WHERE name = 'progress'", (json.dumps(progress),)
+        )
+        self.state.commit()
+
+    def finish(self) -> PrepareSummary:
+        """Close the last shard, write the manifest and drop the state: the run is complete."""
+        self.shards.close()
+        self._checkpoint()
+        self.rejected.close()
+        rows = self.state.execute(
+            f"SELECT {', '.join(MANIFEST_SCHEMA.names)} FROM rows ORDER BY rowid"
+        )
+        with pq.ParquetWriter(self.out / "manifest.parquet", MANIFEST_SCHEMA) as manifest:
+            while batch := rows.fetchmany(MANIFEST_ROW_GROUP):
+                columns = zip(*batch, strict=True)
+                manifest.write_table(
+                    pa.Table.from_arrays(
+                        [
+                            pa.array(column, field.type)
+                            for column, field in zip(columns, MANIFEST_SCHEMA, strict=True)
+                        ],
+                        schema=MANIFEST_SCHEMA,
+                    )
+                )
+        self.state.close()
+        (self.out / STATE).unlink()
+        return self.summary
 
     def close(self) -> None:
-        if self.rows:
-            self._flush_rows()
-        self.manifest.close()
-        self.rejected.close()
+        """Leave the outputs as they are after the last checkpoint: a rerun resumes there."""
         self.shards.close()
+        self.rejected.close()
+        self.state.close()
+
+
+def _open_state(path: Path, identity: dict[str, object]) -> tuple[sqlite3.Connection, dict | None]:
+    """The run's state, and the progress of a killed run of the same identity (None: start)."""
+    settings = json.dumps(identity, sort_keys=True)
+    if path.is_file():
+        try:
+            state = sqlite3.connect(path)
+            stored = dict(state.execute("SELECT name, value FROM meta").fetchall())
+            if stored.get("identity") == settings:
+                return state, json.loads(stored["progress"])
+            state.close()
+            log.info("%s: from a run with other settings; starting over", path)
+        except sqlite3.DatabaseError as err:
+            log.warning("%s: unreadable (%s); starting over", path, err)
+        path.unlink()
+    state = sqlite3.connect(path)
+    state.executescript(
+        """
+        PRAGMA journal_mode = WAL;
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE seen (digest BLOB PRIMARY KEY) WITHOUT ROWID;
+        CREATE TABLE rows (key TEXT, shard TEXT, width INTEGER, height INTEGER, caption TEXT,
+                           sha256 TEXT, source TEXT);
+        """
+    )
+    state.executemany(
+        "INSERT INTO meta VALUES (?, ?)",
+        [
+            ("identity", settings),
+            ("progress", json.dumps({"summary": asdict(PrepareSummary()), "rejected_bytes": 0})),
+        ],
+    )
+    state.commit()
+    return state, None
 
 
 def prepare_dataset(
@@ -180,40 +307,36 @@ def prepare_dataset(
     workers: int,
     metrics: Path | None = None,
     progress: bool = True,
+    source: dict[str, object] | None = None,
 ) -> PrepareSummary:
-    """Stream records through checks and conversion into `out`; returns (and saves) the counts."""
+    """Stream records through checks and conversion into `out`; returns (and saves) the counts.
+
+    `source` says what the records are (the source and the settings that read it). A run killed
+    part-way and started again with the same source, limits and samples per shard skips the
+    inputs its finished shards hold and writes the same bytes as a run never killed, whatever
+    the worker count.
+    """
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
-    summary, reasons = PrepareSummary(), Counter()
-    seen: set[bytes] = set()  # 32-byte digests: about 70 bytes of memory per accepted sample
-    outputs = _Outputs(out, samples_per_shard)
+    identity = {
+        "source": source or {},
+        "limits": asdict(limits),
+        "samples_per_shard": samples_per_shard,
+    }
+    outputs = _Outputs(out, samples_per_shard, identity)
     try:
-        results = ordered_map(partial(process_record, limits=limits), records, workers)
-        for result in tqdm(results, desc="prepare", unit="img", disable=not progress):
-            summary.inputs += 1
+        todo = itertools.islice(records, outputs.done, None)
+        results = ordered_map(partial(process_record, limits=limits), todo, workers)
+        for result in tqdm(
+            results, desc="prepare", unit="img", initial=outputs.done, disable=not progress
+        ):
             if isinstance(result, Rejection):
-                summary.rejected += 1
-                reasons[str(result.reason)] += 1
-                log.info("rejected %s: %s (%s)", result.ref, result.reason, result.detail)
                 outputs.reject(result)
-            elif (digest := bytes.fromhex(result.sha256)) in seen:
-                summary.duplicates += 1
-                outputs.reject(
-                    Rejection(
-                        result.ref,
-                        Reason.DUPLICATE,
-                        "same pixels as an earlier sample",
-                        duplicate_of=result.key,
-                    )
-                )
             else:
-                seen.add(digest)
-                summary.accepted += 1
                 outputs.accept(result)
+        summary = outputs.finish()
     finally:
         outputs.close()
-    summary.shards = outputs.shards.shards
-    summary.rejected_by_reason = dict(sorted(reasons.items()))
     metrics = metrics or out / "prepare_metrics.json"
     metrics.parent.mkdir(parents=True, exist_ok=True)
     metrics.write_text(json.dumps(asdict(summary), indent=2) + "\n", encoding="utf-8")

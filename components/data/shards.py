@@ -13,15 +13,21 @@ def shard_name(index: int) -> str:
 
 
 class ShardWriter:
-    """Writes samples as KEY.<ext> members, `samples_per_shard` samples per tar."""
+    """Writes samples as KEY.<ext> members, `samples_per_shard` samples per tar, after the
+    `shards` finished ones already in `directory` (a resumed run's)."""
 
-    def __init__(self, directory: Path, samples_per_shard: int) -> None:
+    def __init__(self, directory: Path, samples_per_shard: int, shards: int = 0) -> None:
         self.directory = directory
         self.samples_per_shard = samples_per_shard
-        self.shards = 0
+        self.shards = shards
         self._tar: tarfile.TarFile | None = None
         self._in_shard = 0
         directory.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def full(self) -> bool:
+        """The open shard holds `samples_per_shard` samples: close() finishes it."""
+        return self._tar is not None and self._in_shard == self.samples_per_shard
 
     def write(self, key: str, members: dict[str, bytes]) -> str:
         """Add one sample; returns the name of the shard that holds it."""
