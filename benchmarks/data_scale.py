@@ -1,0 +1,279 @@
+"""The data path at scale: N world scenes through prepare, describe, features and one pass of
+training's data loader, with each stage's samples/s, peak memory and disk per sample.
+
+    python benchmarks/data_scale.py --samples 100000 [--source webdataset|folder] [--work DIR]
+
+The scenes (the world's training scenes, DESIGN §10, with their captions) are written as a user
+would bring them: WebDataset tars of 10,000 samples (img2dataset's KEY.png + KEY.txt), or a
+folder of PNGs with captions.csv. Each stage then runs as its own process, as `regionedit`
+runs it (`prepare`, `describe` with the template backend, `features` with the world's models,
+all with this checkout's params.yaml and the overrides below). The loader pass reads the
+largest of five nested scales (1/5 … 5/5 of the described samples, as 1M … 5M) once through
+training's DataLoader with its cached features; then the nested-subset property is checked on
+the keys. A sampler polls each stage's process tree every 0.2 s: `peak_rss_mib` is the stage's
+own process, `peak_tree_mib` the sum over it and its children (decoding workers, Prefect's
+temporary server). Prints a table and writes benchmarks/results/data_scale_<N>.json after
+every stage, so a long run that is stopped keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import psutil
+import yaml
+
+from components.data.images import encode_png
+from components.data.scenes import scene
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+PER_TAR = 10_000
+REPEAT_EVERY = 100
+STAGES = ("prepare", "describe", "features", "loader", "scales")
+
+
+def write_source(kind: str, folder: Path, samples: int, seed: int, side: int) -> None:
+    """The world's first `samples` training scenes as WebDataset tars or a captioned folder."""
+    folder.mkdir(parents=True)
+    records = (distinct_scene(seed, index, side) for index in range(samples))
+    if kind == "webdataset":
+        for first in range(0, samples, PER_TAR):
+            with tarfile.open(folder / f"{first // PER_TAR:05d}.tar", "w") as tar:
+                for index in range(first, min(first + PER_TAR, samples)):
+                    png, caption = next(records)
+                    for ext, payload in (("png", png), ("txt", caption.encode())):
+                        info = tarfile.TarInfo(f"{index:09d}.{ext}")
+                        info.size = len(payload)
+                        tar.addfile(info, io.BytesIO(payload))
+        return
+    with (folder / "captions.csv").open("w", newline="", encoding="utf-8") as handle:
+        rows = csv.writer(handle)
+        rows.writerow(["file", "caption"])
+        for index, (png, caption) in enumerate(records):
+            name = f"{index // PER_TAR:05d}/{index:09d}.png"  # no folder of a million files
+            (folder / name).parent.mkdir(exist_ok=True)
+            (folder / name).write_bytes(png)
+            rows.writerow([name, caption])
+
+
+def distinct_scene(seed: int, index: int, side: int) -> tuple[bytes, str]:
+    """Scene `index` as PNG bytes, and its caption. The world draws few distinct one-object
+    scenes (20,000 give 16,809 distinct pictures), so the index is written into the top-left
+    pixel: every picture differs, as a real corpus's do, except that one in REPEAT_EVERY is
+    the scene REPEAT_EVERY // 2 before it, which `prepare` must find as a duplicate."""
+    if index % REPEAT_EVERY == REPEAT_EVERY - 1:
+        index -= REPEAT_EVERY // 2
+    image, caption = scene(seed, index, side)
+    image.putpixel((0, 0), tuple(index.to_bytes(3, "big")))
+    return encode_png(image), caption
+
+
+def write_params(work: Path, per_shard: int, side: int) -> Path:
+    """This checkout's params.yaml with the benchmark's shards, side and tracking store."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["prepare"] |= {"samples_per_shard": per_shard, "workers": 0}
+    params["world"]["side"] = side
+    params["tracking"]["uri"] = f"sqlite:///{work / 'mlflow.db'}"
+    path = work / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def set_scales(params: Path, described: int) -> dict[str, int]:
+    """Five nested scales, k/5 of 95 % of the described samples (the world's 640 of 660)."""
+    largest = int(described * 0.95)
+    scales = {f"{k}M": largest * k // 5 for k in range(1, 6)}
+    values = yaml.safe_load(params.read_text())
+    values["scales"] = scales
+    params.write_text(yaml.safe_dump(values, sort_keys=False))
+    return scales
+
+
+def measured(command: list[str], log: Path) -> dict[str, float]:
+    """Run `command`; its wall time and the peaks of its own and its tree's resident memory."""
+    start = time.perf_counter()
+    with log.open("w") as output:
+        process = psutil.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+        own = tree = 0
+        while process.poll() is None:
+            try:
+                rss = process.memory_info().rss
+                children = sum(c.memory_info().rss for c in process.children(recursive=True))
+            except psutil.Error:  # a child ended between the listing and the reading
+                continue
+            own, tree = max(own, rss), max(tree, rss + children)
+            time.sleep(0.2)
+    if process.returncode:
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}); see {log}")
+    mib = 1 / 2**20
+    return {
+        "seconds": time.perf_counter() - start,
+        "peak_rss_mib": own * mib,
+        "peak_tree_mib": tree * mib,
+    }
+
+
+def disk(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def loader_pass(work: Path) -> None:
+    """One pass of the largest scale through training's DataLoader, with cached features."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from components.config import load_params
+    from components.features.index import FeatureCache, cache_settings
+    from components.training.data import CachedCollate, ScaleStream, scale_samples
+
+    params = load_params(work / "params.yaml")
+    scale, count = list(params.scales.items())[-1]
+    prepared, descriptions = work / "prepared", work / "descriptions" / "descriptions.parquet"
+    cache = FeatureCache(work / "features", cache_settings(params.models, params.method))
+    samples = scale_samples(prepared, descriptions, count, params.seed, scale)
+    batch = params.train.batch_size
+    stream = ScaleStream(
+        samples, prepared / "shards", params.method.resolution, params.seed, 0, batch, 0, cache
+    )
+    loader = DataLoader(
+        stream,
+        batch_size=batch,
+        num_workers=params.train.num_workers,
+        collate_fn=CachedCollate(cache.unconditional()),
+    )
+    seen, batches = 0, iter(loader)
+    while seen < count:
+        images = next(batches)["image"]
+        assert images.dtype == torch.float32
+        seen += len(images)
+    print(json.dumps({"loader_samples": seen, "scale": scale}))
+
+
+def check_scales(work: Path) -> None:
+    """Each scale's keys are a subset of the next one's, in the same seeded order."""
+    from components.config import load_params
+    from components.training.data import scale_samples
+
+    params = load_params(work / "params.yaml")
+    prepared, descriptions = work / "prepared", work / "descriptions" / "descriptions.parquet"
+    largest = list(
+        scale_samples(prepared, descriptions, max(params.scales.values()), params.seed, "largest")[
+            "key"
+        ]
+    )
+    checked = {}
+    for name, count in params.scales.items():
+        keys = list(scale_samples(prepared, descriptions, count, params.seed, name)["key"])
+        assert len(set(keys)) == count, f"scale {name}: {count} keys expected"
+        assert keys == largest[:count], f"scale {name} is not the first {count} of the largest"
+        checked[name] = count
+    print(json.dumps({"nested": checked}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, help="world scenes to generate (up to 1,000,000)")
+    parser.add_argument("--source", choices=("webdataset", "folder"), default="webdataset")
+    parser.add_argument("--work", type=Path, help="scratch folder; default a temporary one")
+    parser.add_argument("--per-shard", type=int, default=1000, help="prepare.samples_per_shard")
+    parser.add_argument("--side", type=int, default=64, help="scene side in pixels")
+    parser.add_argument("--features-batch", type=int, default=64, help="features --batch-size")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument("--stage", choices=("loader", "scales"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stage:  # one measured stage, run by the benchmark in its own process
+        {"loader": loader_pass, "scales": check_scales}[args.stage](args.work)
+        return
+    if not args.samples or args.samples < 100:
+        parser.error("--samples: give at least 100 scenes")
+    work = args.work or Path(os.environ.get("TMPDIR", "/tmp")) / f"data_scale_{args.samples}"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    out = RESULTS / f"data_scale_{args.samples}.json"
+    result = {
+        "samples": args.samples,
+        "source": args.source,
+        "samples_per_shard": args.per_shard,
+        "side": args.side,
+        "machine": f"{platform.node()}: {os.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "models": "the world's (models/world), trained here",
+        "command": " ".join(["python", "benchmarks/data_scale.py", *sys.argv[1:]]),
+        "stages": {},
+    }
+    params = write_params(work, args.per_shard, args.side)
+    start = time.perf_counter()
+    write_source(args.source, work / "source", args.samples, 0, args.side)
+    result["source_seconds"] = time.perf_counter() - start
+    result["source_bytes_per_sample"] = disk(work / "source") / args.samples
+    regionedit = [str(Path(sys.executable).parent / "regionedit")]
+    commands = {
+        "prepare": [*regionedit, "prepare", "--source", str(work / "source")],
+        "describe": [*regionedit, "describe", "--data", str(work / "prepared")],
+        "features": [
+            *regionedit,
+            "features",
+            "--data",
+            str(work / "prepared"),
+            "--descriptions",
+            str(work / "descriptions" / "descriptions.parquet"),
+            "--batch-size",
+            str(args.features_batch),
+        ],
+        "loader": [sys.executable, __file__, "--stage", "loader"],
+        "scales": [sys.executable, __file__, "--stage", "scales"],
+    }
+    outs = {"prepare": "prepared", "describe": "descriptions", "features": "features"}
+    for stage in STAGES:
+        command = commands[stage]
+        if stage in outs:
+            command += ["--out", str(work / outs[stage]), "--metrics"]
+            command += [str(work / "metrics" / f"{stage}.json"), "--params", str(params)]
+        else:
+            command += ["--work", str(work)]
+        print(f"{stage}: {' '.join(command)}", flush=True)
+        record = measured(command, work / f"{stage}.log")
+        if stage in outs:
+            counts = json.loads((work / "metrics" / f"{stage}.json").read_text())
+            record["counts"] = counts
+            record["inputs"] = counts["inputs"]
+            record["bytes_per_sample"] = disk(work / outs[stage]) / counts["inputs"]
+        else:
+            record["inputs"] = yaml.safe_load(params.read_text())["scales"]["5M"]
+            record["output"] = json.loads((work / f"{stage}.log").read_text().splitlines()[-1])
+        record["samples_per_s"] = record["inputs"] / record["seconds"]
+        result["stages"][stage] = record
+        if stage == "describe":
+            result["scales"] = set_scales(params, counts["described"])
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(
+            f"  {record['inputs']:>9} samples in {record['seconds']:8.1f} s: "
+            f"{record['samples_per_s']:8.0f}/s, peak RSS {record['peak_rss_mib']:6.0f} MiB "
+            f"(tree {record['peak_tree_mib']:6.0f} MiB)"
+            + (
+                f", {record['bytes_per_sample']:.0f} B/sample"
+                if "bytes_per_sample" in record
+                else ""
+            ),
+            flush=True,
+        )
+    print(f"wrote {out}")
+    if not args.keep:
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
