@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from components.config import Params
 from components.features.index import FeatureCache, cache_settings
 from components.training.fit import COMPUTE, LAST, ScaleRun, fit_scale
-from components.training.module import head_weights
+from components.training.module import head_weights, skipped_samples
 from components.training.tracking import (
     data_version,
     digest,
@@ -166,6 +166,8 @@ def _finish(
     summary = {name: float(value) for name, value in final.items()}
     summary["step"] = int(summary["step"])
     summary["compute"] = json.loads((run.folder / COMPUTE).read_text())
+    summary["data"] = {"skipped_samples": skipped_samples(run.folder / LAST)}  # unreadable
+    client.log_metric(run.run_id, "data/skipped_samples", summary["data"]["skipped_samples"])
     # the sweep's run gathers one point per scale (step = its sample count): a scaling curve
     client.log_metric(parent, "final/total", summary["total"], step=count)
     client.set_terminated(parent)

@@ -26,6 +26,7 @@ class Reason(StrEnum):
     UNSUPPORTED_INSTRUCTION = "unsupported_instruction"  # template backend: no known form
     NOT_APPLICABLE = "not_applicable"  # template backend: the description does not fit it
     NO_CAPTION = "no_caption"  # no usable caption, and the backend cannot caption images
+    UNREADABLE_IMAGE = "unreadable_image"  # not in its shard (a truncated tar), or undecodable
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,10 @@ A part's name holds a hash of the shard's manifest rows (key, pixel sha256, capt
 describer's identity (backend, models, prompts, settings, seed). A rerun skips every shard whose
 part exists; a run killed half-way resumes where it stopped, and since a part appears only by
 an atomic rename, no shard is ever half-written, lost or written twice.
+
+A sample whose image the shard does not give (a truncated or corrupt tar) or PIL cannot open is
+rejected at stage "image" (reason unreadable_image) and logged; the rest of the shard goes on.
+Its part keeps that rejection: after repairing the shard, delete the part to describe it again.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import os
-import tarfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +32,7 @@ from PIL import Image
 from components.describe.checking import Edit, Reason, Rejection, check_text, clean
 from components.describe.describer import Describer, Outcome
 from components.describe.errors import DescribeError
+from components.features.source import ShardImage, UnreadableImage, shard_images
 
 PART_SCHEMA = pa.schema(
     [
@@ -42,7 +47,7 @@ PART_SCHEMA = pa.schema(
         ("prompt_version", pa.string()),  # null for the template backend: it uses no prompt
         ("attempts", pa.int32()),  # answers the models gave for this sample, captions included
         ("status", pa.string()),
-        ("stage", pa.string()),  # rejected samples: "caption" or "edit"
+        ("stage", pa.string()),  # rejected samples: "image", "caption" or "edit"
         ("reason", pa.string()),
         ("detail", pa.string()),
         ("answer", pa.string()),  # rejected samples: the last raw answer, cut to MAX_ANSWER
@@ -50,6 +55,7 @@ PART_SCHEMA = pa.schema(
 )
 CAPTION_CHUNK = 256  # images decoded at a time: a 10,000-sample shard never sits in memory
 MAX_ANSWER = 1000
+log = logging.getLogger(__name__)
 
 
 class Status(StrEnum):
@@ -105,8 +111,10 @@ def describe_shard(work: ShardWork, data: Path, parts: Path, describer: Describe
     if part.is_file():
         return ShardResult(work.shard, work.samples, reused=True)
     keys, captions = _shard_rows(data / "manifest.parquet", work)
+    shard = data / "shards" / work.shard
+    unreadable = _unreadable_images(shard, keys, decode=describer.can_caption)
     t_o, attempts, failed, captioned = _original_descriptions(
-        data / "shards" / work.shard, keys, captions, describer
+        shard, keys, captions, describer, unreadable
     )
     ready = [i for i in range(len(keys)) if t_o[i] is not None]
     edits: dict[int, Edit] = {}
@@ -133,15 +141,53 @@ def describe_shard(work: ShardWork, data: Path, parts: Path, describer: Describe
     return ShardResult(work.shard, work.samples, reused=False)
 
 
+def _unreadable_images(
+    shard: Path, keys: list[str], decode: bool
+) -> dict[int, tuple[str, Outcome]]:
+    """The samples whose image the shard does not give or PIL cannot open and verify (cheap:
+    no decoding), or with `decode` (a captioner will need the pixels) cannot decode; logged."""
+    if not shard.is_file():
+        raise DescribeError(f"{shard}: missing shard; rerun `regionedit prepare`")
+    index = {key: i for i, key in enumerate(keys)}
+    unreadable: dict[int, tuple[str, Outcome]] = {}
+    for image in shard_images(shard, keys):
+        if problem := _image_problem(image, decode):
+            detail = f"{shard.name}: sample {image.key}: {problem}"
+            log.warning("%s; rejected as %s", detail, Reason.UNREADABLE_IMAGE)
+            rejection = Rejection(Reason.UNREADABLE_IMAGE, detail)
+            unreadable[index[image.key]] = ("image", Outcome(None, 0, rejection))
+    return unreadable
+
+
+def _image_problem(image: ShardImage, decode: bool) -> str | None:
+    try:
+        with Image.open(io.BytesIO(image.data)) as opened:
+            if decode:
+                opened.load()
+            else:
+                opened.verify()
+    except UnreadableImage as err:
+        return str(err)
+    except Exception as err:  # PIL's errors for corrupt bytes vary in type
+        return f"not a readable image ({type(err).__name__}: {err})"
+    return None
+
+
 def _original_descriptions(
-    shard: Path, keys: list[str], captions: list[str], describer: Describer
+    shard: Path,
+    keys: list[str],
+    captions: list[str],
+    describer: Describer,
+    unreadable: dict[int, tuple[str, Outcome]],
 ) -> tuple[list[str | None], list[int], dict[int, tuple[str, Outcome]], set[int]]:
-    """t_o per sample: its caption, or the MLLM's where the caption is unusable or
+    """t_o per readable sample: its caption, or the MLLM's where the caption is unusable or
     describe.recaption is set; also answers used, failures and which were captioned."""
-    t_o: list[str | None] = [clean(c) for c in captions]
+    t_o: list[str | None] = [None if i in unreadable else clean(c) for i, c in enumerate(captions)]
     attempts = [0] * len(keys)
-    failed: dict[int, tuple[str, Outcome]] = {}
-    problems = {i: check_text("caption", c, describer.bounds) for i, c in enumerate(t_o)}
+    failed = dict(unreadable)
+    problems = {
+        i: check_text("caption", c, describer.bounds) for i, c in enumerate(t_o) if c is not None
+    }
     to_caption = [i for i, problem in problems.items() if problem or describer.cfg.recaption]
     if to_caption and describer.can_caption:
         for i, outcome in _captions(shard, [keys[i] for i in to_caption], to_caption, describer):
@@ -191,21 +237,18 @@ def _captions(
 
 
 def _images(shard: Path, keys: list[str]) -> Iterator[Image.Image]:
-    """The images of `keys`, in shard order (which is theirs), decoded one at a time."""
-    wanted = iter(keys)
-    expected = next(wanted, None)
-    with tarfile.open(shard) as tar:
-        for member in tar:
-            key, _, ext = member.name.rpartition(".")
-            if key == expected and ext in ("jpg", "png"):
-                with Image.open(io.BytesIO(tar.extractfile(member).read())) as image:
-                    yield image.convert("RGB")
-                expected = next(wanted, None)
-    if expected is not None:
-        raise DescribeError(
-            f"{shard}: no image for manifest key {expected}: the shards and manifest.parquet "
-            "disagree; rerun `regionedit prepare`"
-        )
+    """The images of `keys` (all checked readable), in shard order (which is theirs), decoded
+    one at a time."""
+    for image in shard_images(shard, keys):
+        try:
+            data = image.data
+        except UnreadableImage as err:
+            raise DescribeError(
+                f"{shard}: sample {image.key}: {err}, though it was readable when its shard was "
+                "checked: the shard changed during the run; run describe again"
+            ) from err
+        with Image.open(io.BytesIO(data)) as opened:
+            yield opened.convert("RGB")
 
 
 def _manifest_rows(manifest: Path) -> Iterator[tuple[str, str, str, str]]:

@@ -5,14 +5,17 @@ decides its contents: the shard's manifest rows (key, pixel sha256), their descr
 cache's identity (models and the bytes of their local weights, resolution, instruction length,
 storage dtype, the code that computes features). A rerun skips every shard whose file exists; a
 killed run resumes, since a file appears only by an atomic rename. A sample without an accepted
-description is skipped and counted by reason; every manifest row is either cached or skipped.
+description, or whose image is unreadable (a truncated or corrupt tar, an undecodable image:
+logged with its shard and key), is skipped and counted by reason; every manifest row is either
+cached or skipped. A shard's file keeps its skips: after repairing a shard, delete its file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-import tarfile
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -20,11 +23,11 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from PIL import UnidentifiedImageError
+from torch import Tensor
 
 from components.config import MethodConfig, ModelsConfig
 from components.features.index import SHARDS, cache_settings, write_index
-from components.features.source import source_pixels
+from components.features.source import UnreadableImage, shard_images, source_pixels
 from components.features.store import (
     FeaturesError,
     shard_counts,
@@ -45,6 +48,7 @@ FEATURE_CODE = (  # what computes a cached feature; a change invalidates the cac
     "method/features.py",
     "models",
 )
+log = logging.getLogger(__name__)
 
 
 class Skipped:
@@ -52,6 +56,7 @@ class Skipped:
 
     REJECTED = "rejected_by_describe"  # describe wrote no usable t_ins / t_e
     NOT_DESCRIBED = "not_described"  # no row in the descriptions (e.g. describe --limit)
+    UNREADABLE = "unreadable_image"  # not in its shard (a truncated tar), or undecodable
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ class ShardPlan:
     t_o: list[str]
     t_ins: list[str]
     t_e: list[str]
-    skipped: dict[str, int]  # reason -> samples
+    skipped: dict[str, int]  # reason -> samples, known before reading the shard
     file: str | None  # "<shard stem>-<hash>.safetensors" in OUT/shards; None: nothing to cache
 
 
@@ -163,26 +168,28 @@ def cache_shard(
         return True
     encoders, generator = frozen_parts()
     batches: list[CachedFeatures] = []
-    pixels = _shard_pixels(prepared / "shards" / plan.shard, plan.keys, resolution)
-    for start in range(0, len(plan.keys), batch_size):
-        end = min(start + batch_size, len(plan.keys))
-        images = torch.stack([next(pixels) for _ in range(start, end)]).to(generator.device)
-        part = slice(start, end)
-        batches.append(
-            cacheable_features(
-                encoders,
-                generator,
-                images,
-                plan.t_o[part],
-                plan.t_ins[part],
-                plan.t_e[part],
-                z_src_side,
-            )
-        )
-        progress(end - start)
-    counts = {"inputs": plan.inputs, "cached": len(plan.keys), "skipped": plan.skipped}
-    texts = [texts_digest(*row) for row in zip(plan.t_o, plan.t_ins, plan.t_e, strict=True)]
-    write_shard(out / SHARDS / plan.file, plan.keys, texts, shard_tensors(batches), counts)
+    cached: list[int] = []  # indices in plan.keys
+    unreadable: list[str] = []
+    samples = _shard_pixels(prepared / "shards" / plan.shard, plan.keys, resolution)
+    while chunk := list(itertools.islice(samples, batch_size)):
+        ready = [(i, pixels) for i, pixels in chunk if pixels is not None]
+        unreadable += [plan.keys[i] for i, pixels in chunk if pixels is None]
+        if ready:
+            rows, pixels = zip(*ready, strict=True)
+            images = torch.stack(pixels).to(generator.device)
+            columns = ([column[i] for i in rows] for column in (plan.t_o, plan.t_ins, plan.t_e))
+            batches.append(cacheable_features(encoders, generator, images, *columns, z_src_side))
+            cached += rows
+        progress(len(chunk))
+    texts = [texts_digest(plan.t_o[i], plan.t_ins[i], plan.t_e[i]) for i in cached]
+    write_shard(
+        out / SHARDS / plan.file,
+        [plan.keys[i] for i in cached],
+        texts,
+        shard_tensors(batches),
+        _counts(plan, len(unreadable)),
+        unreadable,
+    )
     return False
 
 
@@ -192,20 +199,20 @@ def finish(
     """Check every shard's file, write the index and the counts; drop files of other runs."""
     summary, reasons = FeaturesSummary(shards=len(plans)), Counter()
     for plan in plans:
-        summary.inputs += plan.inputs
-        summary.cached += len(plan.keys)
-        summary.skipped += sum(plan.skipped.values())
-        reasons.update(plan.skipped)
-        if plan.file is None:
-            continue
-        path = out / SHARDS / plan.file
-        expected = {"inputs": plan.inputs, "cached": len(plan.keys), "skipped": plan.skipped}
-        if shard_counts(path) != expected:
-            raise FeaturesError(
-                f"{path}: its counts differ from the plan of {plan.shard}; delete it and run "
-                "`regionedit features` again"
-            )
-        summary.bytes += path.stat().st_size
+        counts = _counts(plan, 0)
+        if plan.file is not None:
+            path = out / SHARDS / plan.file
+            counts = shard_counts(path)  # what reading the shard found
+            if counts != _counts(plan, counts["skipped"].get(Skipped.UNREADABLE, 0)):
+                raise FeaturesError(
+                    f"{path}: its counts differ from the plan of {plan.shard}; delete it and run "
+                    "`regionedit features` again"
+                )
+            summary.bytes += path.stat().st_size
+        summary.inputs += counts["inputs"]
+        summary.cached += counts["cached"]
+        summary.skipped += sum(counts["skipped"].values())
+        reasons.update(counts["skipped"])
     summary.bytes_per_sample = summary.bytes // max(summary.cached, 1)
     summary.skipped_by_reason = dict(sorted(reasons.items()))
     write_index(out, identity, {plan.shard: plan.file for plan in plans})
@@ -219,37 +226,28 @@ def finish(
     return summary
 
 
-def _shard_pixels(shard: Path, keys: list[str], resolution: int) -> Iterator[torch.Tensor]:
-    """The source pixels of `keys`, in shard order (which is theirs), one at a time."""
+def _counts(plan: ShardPlan, unreadable: int) -> dict[str, object]:
+    """A shard file's counts, when `unreadable` of the plan's samples could not be read."""
+    skipped = plan.skipped | ({Skipped.UNREADABLE: unreadable} if unreadable else {})
+    return {"inputs": plan.inputs, "cached": len(plan.keys) - unreadable, "skipped": skipped}
+
+
+def _shard_pixels(
+    shard: Path, keys: list[str], resolution: int
+) -> Iterator[tuple[int, Tensor | None]]:
+    """(index in `keys`, source pixels) of each sample, in shard order (which is theirs), one
+    at a time; None (logged) for a sample whose image the shard does not give or that does not
+    decode."""
     if not shard.is_file():
         raise FeaturesError(f"{shard}: missing shard; rerun `regionedit prepare`")
-    wanted = iter(keys)
-    expected = next(wanted, None)
-    try:
-        with tarfile.open(shard) as tar:
-            for member in tar:
-                key, _, ext = member.name.rpartition(".")
-                if key == expected and ext in ("jpg", "png"):
-                    yield _pixels(shard, key, tar.extractfile(member).read(), resolution)
-                    expected = next(wanted, None)
-    except (tarfile.TarError, EOFError) as err:
-        raise FeaturesError(
-            f"{shard}: unreadable shard ({err}); rerun `regionedit prepare`"
-        ) from err
-    if expected is not None:
-        raise FeaturesError(
-            f"{shard}: no image for manifest key {expected}: the shards and manifest.parquet "
-            "disagree; rerun `regionedit prepare`"
-        )
-
-
-def _pixels(shard: Path, key: str, data: bytes, resolution: int) -> torch.Tensor:
-    try:
-        return source_pixels(data, resolution)
-    except (OSError, UnidentifiedImageError) as err:
-        raise FeaturesError(
-            f"{shard}: sample {key} is not a readable image ({err}); rerun `regionedit prepare`"
-        ) from err
+    index = {key: i for i, key in enumerate(keys)}
+    for image in shard_images(shard, keys):
+        try:
+            pixels = source_pixels(image.data, resolution)
+        except UnreadableImage as err:
+            log.warning("%s: sample %s skipped (%s): %s", shard, image.key, Skipped.UNREADABLE, err)
+            pixels = None
+        yield index[image.key], pixels
 
 
 def _weights_digest(spec: str) -> str:

@@ -5,10 +5,11 @@ order, in float16: T_o, T_e (n, d), the generator's conditioning of t_e under it
 (`prompt`, the token states (n, L, D); `pooled_prompt` (n, P) for SDXL and FLUX), z_src
 (n, c, h, w), and the instruction tokens F_ins without their padding, concatenated (tokens, d)
 with offsets (n + 1), so a short instruction costs only its own tokens; and a hash of each
-sample's three texts (n,), so training can tell a cache of older descriptions. The sample keys
-and the shard's counts are in the header. The empty prompt's conditioning is the same for every
-sample: one file for the folder (with no tensors for a generator without classifier-free
-guidance). Readers memory-map the file and read one sample's rows at a time.
+sample's three texts (n,), so training can tell a cache of older descriptions. The sample keys,
+the shard's counts and the keys of samples whose image was unreadable are in the header. The
+empty prompt's conditioning is the same for every sample: one file for the folder (with no
+tensors for a generator without classifier-free guidance). Readers memory-map the file and
+read one sample's rows at a time.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class FeaturesError(Exception):
 
 def shard_tensors(batches: list[CachedFeatures]) -> dict[str, Tensor]:
     """A shard's samples (in order, over several batches) as the tensors of its file."""
+    if not batches:  # every image of the shard was unreadable: a file of no samples
+        return {"ins_offsets": torch.zeros(1, dtype=torch.int64)}
     tensors = {
         name: _compact(torch.cat([getattr(b, name) for b in batches]), name) for name in STACKED
     }
@@ -69,13 +72,17 @@ def write_shard(
     texts: list[int],
     tensors: dict[str, Tensor],
     counts: dict[str, object],
+    unreadable: list[str],
 ) -> None:
     """Write atomically: the file appears complete or not at all. `texts`: `texts_digest` per
-    sample."""
+    sample; `unreadable`: the keys of samples skipped for an unreadable image."""
     tensors = tensors | {"texts": torch.tensor(texts, dtype=torch.int64)}
+    header = {"keys": keys, "counts": counts}
+    if unreadable:  # absent otherwise: a shard of readable images gives the same bytes as ever
+        header["unreadable"] = unreadable
     # one metadata entry: safetensors writes several in a per-process order, so the file's
     # bytes (and DVC's hash of the cache) would differ between identical runs
-    metadata = {SHARD_METADATA: json.dumps({"keys": keys, "counts": counts}, sort_keys=True)}
+    metadata = {SHARD_METADATA: json.dumps(header, sort_keys=True)}
     _save_atomically({name: t.contiguous() for name, t in tensors.items()}, path, metadata)
 
 
@@ -92,7 +99,8 @@ def read_unconditional(folder: Path) -> dict[str, Tensor]:
 
 
 def shard_metadata(handle) -> dict:
-    """A shard file's sample keys (in row order) and the counts it was written with."""
+    """A shard file's sample keys (in row order), the counts it was written with and, if any,
+    the keys of samples skipped for an unreadable image."""
     return json.loads(handle.metadata()[SHARD_METADATA])
 
 
@@ -112,7 +120,9 @@ class ShardFeatures:
             )
         try:
             self.handle = safe_open(path, "pt")
-            self.row = {key: i for i, key in enumerate(shard_metadata(self.handle)["keys"])}
+            metadata = shard_metadata(self.handle)
+            self.row = {key: i for i, key in enumerate(metadata["keys"])}
+            self.unreadable = set(metadata.get("unreadable", ()))
             self.offsets = self.handle.get_tensor("ins_offsets").tolist()
             self.texts = self.handle.get_tensor("texts").tolist()
             stored = set(self.handle.keys())

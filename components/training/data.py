@@ -8,25 +8,33 @@ was consumed and continues at the same data position.
 
 With a feature cache (the `features` stage), each sample also carries its cached frozen
 features, and a batch holds them stacked as `batch["cached"]` (a CachedFeatures).
+
+A sample whose image is unreadable (a truncated or corrupt tar, an undecodable image) is logged
+once per worker with its shard and key, and skipped; the stream goes on. Skipped samples still
+count as positions of the stream, and `batch["skipped"]` says how many came before the batch's
+samples, so the module can count them (in its checkpoint and the scale's metrics) and a resume
+can skip them too: it stays exact on damaged data.
 """
 
 from __future__ import annotations
 
+import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import pandas as pd
-import webdataset as wds
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from components.data.scales import scale_subset
 from components.features.index import FeatureCache
-from components.features.source import source_pixels
+from components.features.source import ShardImage, UnreadableImage, shard_images, source_pixels
 from components.features.store import FeaturesError, ShardFeatures, stack_samples
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,8 @@ def scale_samples(
 
 
 class ScaleStream(IterableDataset):
-    """Endless (image, t_o, t_ins, t_e[, cached features]) samples of one scale for one rank."""
+    """Endless (image, t_o, t_ins, t_e[, cached features]) samples of one scale for one rank,
+    each with the count of samples skipped as unreadable just before it."""
 
     def __init__(
         self,
@@ -60,7 +69,10 @@ class ScaleStream(IterableDataset):
         batch_size: int,
         start_batch: int = 0,
         features: FeatureCache | None = None,
+        skipped_before: Sequence[int] = (),
     ) -> None:
+        """`skipped_before`: per loader worker, the samples its stream skipped in the
+        `start_batch` batches already trained on (RegionEditModule.skipped); none if empty."""
         super().__init__()
         self.by_shard = {
             shard: {row.key: Description(row.t_o, row.t_ins, row.t_e) for row in rows.itertuples()}
@@ -68,15 +80,20 @@ class ScaleStream(IterableDataset):
         }
         self.shards, self.resolution, self.seed, self.rank = shards, resolution, seed, rank
         self.batch_size, self.start_batch = batch_size, start_batch
-        self.features = features
+        self.features, self.skipped_before = features, skipped_before
+        self.reported: set[tuple[str, str]] = set()
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        # the DataLoader takes whole batches from its workers in turn
-        done = len(range(worker, self.start_batch, workers)) * self.batch_size
-        rng = random.Random(f"{self.seed}:{self.rank}:{worker}")
+        # the DataLoader takes whole batches from its workers in turn, from worker 0 on: after a
+        # resume, worker w makes the batches that worker (start_batch + w) % workers made
+        stream = (worker + self.start_batch) % workers
+        done = len(range(stream, self.start_batch, workers)) * self.batch_size
+        done += self.skipped_before[stream] if self.skipped_before else 0
+        rng = random.Random(f"{self.seed}:{self.rank}:{stream}")
         names = sorted(self.by_shard)
+        skipped = 0
         while True:
             shard = rng.choice(names)
             wanted = self.by_shard[shard]
@@ -84,42 +101,55 @@ class ScaleStream(IterableDataset):
                 done -= len(wanted)
                 continue
             cached = self.features.shard(shard) if self.features else None
-            # the stream already chose this shard for its rank and worker: split no further
-            for sample in wds.WebDataset(
-                str(self.shards / shard),
-                shardshuffle=False,
-                nodesplitter=_unsplit,
-                workersplitter=_unsplit,
-                empty_check=False,
-            ):
-                description = wanted.get(sample["__key__"])
-                if description is None:
-                    continue
+            for image in shard_images(self.shards / shard, wanted):
                 if done:
                     done -= 1
                     continue
-                yield self._sample(sample, description, cached)
+                sample = self._sample(shard, image, wanted[image.key], cached)
+                if sample is None:
+                    skipped += 1
+                    continue
+                yield sample | {"skipped": skipped}
+                skipped = 0
 
-    def _sample(self, sample: dict, description: Description, cached: ShardFeatures | None) -> dict:
-        key = sample["__key__"]
+    def _sample(
+        self,
+        shard: str,
+        image: ShardImage,
+        description: Description,
+        cached: ShardFeatures | None,
+    ) -> dict | None:
+        """The training sample, or None (logged once) if its image is unreadable."""
+        try:
+            if cached is not None and image.key in cached.unreadable:
+                raise UnreadableImage("unreadable when `features` ran: it has no cached features")
+            pixels = source_pixels(image.data, self.resolution)
+        except UnreadableImage as err:
+            if (shard, image.key) not in self.reported:
+                self.reported.add((shard, image.key))
+                log.warning("%s: sample %s skipped: %s", self.shards / shard, image.key, err)
+            return None
         out = {
-            "image": source_pixels(sample.get("jpg", sample.get("png")), self.resolution),
-            "key": key,
+            "image": pixels,
+            "key": image.key,
             "t_o": description.t_o,
             "t_ins": description.t_ins,
             "t_e": description.t_e,
         }
-        return out if cached is None else out | {"features": cached.sample(key)}
+        return out if cached is None else out | {"features": cached.sample(image.key)}
 
 
 class CachedCollate:
-    """The DataLoader's default collation; samples' cached features become one CachedFeatures."""
+    """The DataLoader's default collation; samples' cached features become one CachedFeatures,
+    their skip counts one int (not a tensor: counting it needs no device sync)."""
 
     def __init__(self, unconditional: dict[str, Tensor] | None) -> None:
         self.unconditional = unconditional
 
     def __call__(self, samples: list[dict]) -> dict:
-        batch = default_collate([{k: v for k, v in s.items() if k != "features"} for s in samples])
+        own = ("features", "skipped")
+        batch = default_collate([{k: v for k, v in s.items() if k not in own} for s in samples])
+        batch["skipped"] = sum(s["skipped"] for s in samples)
         if self.unconditional is not None:
             features = [s["features"] for s in samples]
             batch["cached"] = stack_samples(features, self.unconditional)
@@ -128,10 +158,16 @@ class CachedCollate:
 
 def check_cached(samples: pd.DataFrame, features: FeatureCache) -> None:
     """Every sample of the scale has cached features of its current descriptions; fails before
-    training otherwise."""
+    training otherwise. A sample `features` skipped for an unreadable image is no failure: it
+    stays in the scale (which samples a scale holds never depends on the cache), and the stream
+    skips and counts it as it does any unreadable sample."""
     for shard, rows in samples.groupby("shard", sort=True):
         cached = features.shard(shard)
-        missing = [row.key for row in rows.itertuples() if row.key not in cached]
+        missing = [
+            row.key
+            for row in rows.itertuples()
+            if row.key not in cached and row.key not in cached.unreadable
+        ]
         stale = [
             row.key
             for row in rows.itertuples()
@@ -146,10 +182,6 @@ def check_cached(samples: pd.DataFrame, features: FeatureCache) -> None:
                     f"{cached.path}: {problem} for {len(keys)} sample(s) of the scale, e.g. "
                     f"{keys[0]}; run `regionedit features` again on the same data and descriptions"
                 )
-
-
-def _unsplit(urls: Iterator[dict]) -> Iterator[dict]:
-    yield from urls
 
 
 class RegionEditDataModule(L.LightningDataModule):
@@ -192,6 +224,7 @@ class RegionEditDataModule(L.LightningDataModule):
             self.batch_size,
             start_batch=self.trainer.global_step,
             features=self.features,
+            skipped_before=self.trainer.lightning_module.skipped,
         )
         return DataLoader(
             stream,

@@ -12,6 +12,7 @@ from components.config import TrainConfig
 from components.method.model import RegionEditModel
 
 HEAD_PREFIX = "model.head."
+SKIPPED = "skipped_samples"  # in a checkpoint: (ranks, loader workers) samples skipped so far
 
 
 class RegionEditModule(L.LightningModule):
@@ -21,6 +22,9 @@ class RegionEditModule(L.LightningModule):
         self.train_cfg = train
         self.seed = seed
         self.strict_loading = False  # checkpoints hold the trainable head only
+        # samples the loader skipped as unreadable, per worker's stream (data.ScaleStream):
+        # the batch of step s comes from stream s % workers
+        self.skipped = [0] * max(train.num_workers, 1)
 
     def on_fit_start(self) -> None:
         self.model.generator.to(self.device)  # frozen SD parts live outside the module tree
@@ -29,6 +33,7 @@ class RegionEditModule(L.LightningModule):
         # a fresh generator per (step, rank): the same noise on a rerun or a resume
         noise_seed = (self.seed * 1_000_003 + self.global_step) * 1_009 + self.global_rank
         generator = torch.Generator(self.device).manual_seed(noise_seed)
+        self.skipped[self.global_step % len(self.skipped)] += batch["skipped"]
         out = self.model(
             batch["image"],
             batch["t_o"],
@@ -72,6 +77,12 @@ class RegionEditModule(L.LightningModule):
             for key, value in checkpoint["state_dict"].items()
             if key.startswith(HEAD_PREFIX)
         }
+        # every rank's counts (each resumes its own streams from them); rank 0 writes the file
+        counts = torch.tensor(self.skipped, device=self.trainer.strategy.root_device)
+        checkpoint[SKIPPED] = self.all_gather(counts).reshape(self.trainer.world_size, -1).cpu()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.skipped = checkpoint[SKIPPED][self.global_rank].tolist()
 
     def head_state(self) -> dict[str, torch.Tensor]:
         return {
@@ -84,3 +95,9 @@ def head_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     """The head's weights in a checkpoint of this module, named as `RegionHead` names them."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     return {key.removeprefix(HEAD_PREFIX): value.contiguous() for key, value in state.items()}
+
+
+def skipped_samples(checkpoint: Path) -> int:
+    """Samples the training loader skipped as unreadable up to a checkpoint of this module, over
+    every rank and worker (a sample met again is counted again)."""
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True)[SKIPPED].sum())
