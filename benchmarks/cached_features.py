@@ -35,13 +35,13 @@ PREPARED, DESCRIPTIONS = Path("data/prepared"), Path("data/descriptions/descript
 
 def build_cache(params: Params, prepared: Path, descriptions: Path, out: Path) -> FeatureCache:
     identity = features_identity(params.models, params.method)
-    plans = plan_features(prepared, descriptions, identity)
+    plans = list(plan_features(prepared, descriptions, identity))
     parts = build_frozen_parts(params.models, params.method.instruction_tokens)
     resolutions = (params.method.resolution, params.method.in_training.resolution)
     for plan in plans:
         cache_shard(plan, prepared, out, lambda: parts, *resolutions, 16)
     write_unconditional(out, parts[1].encode_prompt([""]).unconditional)
-    finish(out, plans, identity, out / "metrics.json")
+    finish(out, [plan.entry for plan in plans], identity, out / "metrics.json")
     return FeatureCache(out, cache_settings(params.models, params.method))
 
 

@@ -19,6 +19,7 @@ from components.features.shards import (
     FeaturesSummary,
     ShardPlan,
     cache_shard,
+    described_samples,
     features_identity,
     finish,
     plan_features,
@@ -84,18 +85,17 @@ def features_flow(
     device = "cuda" if device == "auto" and torch.cuda.is_available() else device
     device = "cpu" if device == "auto" else device
     identity = features_identity(params.models, params.method)
-    plans = plan_features(prepared, descriptions, identity)
     out.mkdir(parents=True, exist_ok=True)
-    reused = 0
-    total = sum(len(plan.keys) for plan in plans)
-    with tqdm(total=total, desc="features", unit="sample") as progress:
-        for plan in plans:
+    entries, reused = [], 0  # the shards' counts; each plan's texts are dropped once it is done
+    with tqdm(total=described_samples(descriptions), desc="features", unit="sample") as progress:
+        for plan in plan_features(prepared, descriptions, identity):
             if cache_shard_features(plan, prepared, out, params, batch_size, device, progress):
                 reused += 1
                 progress.update(len(plan.keys))
+            entries.append(plan.entry)
     cache_unconditional(out, params, device)
-    summary = finish(out, plans, identity, metrics)
-    logger.info("%s (%d of %d shards reused)", summary.line(), reused, len(plans))
+    summary = finish(out, entries, identity, metrics)
+    logger.info("%s (%d of %d shards reused)", summary.line(), reused, len(entries))
     if summary.skipped_by_reason:
         reasons = ", ".join(f"{reason} {n}" for reason, n in summary.skipped_by_reason.items())
         logger.warning("skipped by reason: %s", reasons)

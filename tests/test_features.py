@@ -185,7 +185,7 @@ def test_training_from_the_cache_reaches_the_uncached_losses(cache, data, zoo_pa
 def test_a_rerun_skips_finished_shards_and_resumes_a_killed_one(data, zoo_params, tmp_path):
     out = tmp_path / "features"
     identity = features_identity(zoo_params.models, zoo_params.method)
-    plans = plan_features(*data, identity)
+    plans = list(plan_features(*data, identity))
     loads = []
 
     def counted_frozen():
@@ -199,7 +199,7 @@ def test_a_rerun_skips_finished_shards_and_resumes_a_killed_one(data, zoo_params
     reused = [cache_shard(p, data[0], out, counted_frozen, 64, 64, 4) for p in plans]
     assert reused[plans.index(first)] and not reused[plans.index(second)]
     assert (out / SHARDS / first.file).stat().st_mtime_ns == done
-    summary = finish(out, plans, identity, None)
+    summary = finish(out, [p.entry for p in plans], identity, None)
     assert summary.cached == 26 and summary.inputs == summary.cached + summary.skipped
     assert sorted(p.name for p in (out / SHARDS).iterdir()) == sorted(
         p.file for p in plans if p.file
@@ -213,7 +213,7 @@ def test_a_rerun_skips_finished_shards_and_resumes_a_killed_one(data, zoo_params
 def test_missing_and_corrupt_inputs_are_named(data, cache, zoo_params, tmp_path):
     identity = features_identity(zoo_params.models, zoo_params.method)
     with pytest.raises(FeaturesError, match=r"nowhere\.parquet: missing; run `regionedit describe"):
-        plan_features(data[0], tmp_path / "nowhere.parquet", identity)
+        next(plan_features(data[0], tmp_path / "nowhere.parquet", identity))
     broken = tmp_path / "prepared"
     shutil.copytree(data[0], broken)
     plan = next(p for p in plan_features(broken, data[1], identity) if p.file)

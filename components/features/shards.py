@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import pandas as pd
+import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 
@@ -60,15 +60,30 @@ class Skipped:
 
 
 @dataclass(frozen=True)
-class ShardPlan:
+class ShardEntry:
+    """What `finish` needs of a shard's plan: its counts and file, not its texts."""
+
     shard: str  # file name in PREPARED/shards
     inputs: int  # its manifest rows
+    to_cache: int  # samples with an accepted description
+    skipped: dict[str, int]  # reason -> samples, known before reading the shard
+    file: str | None  # "<shard stem>-<hash>.safetensors" in OUT/shards; None: nothing to cache
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    shard: str
+    inputs: int
     keys: list[str]  # the samples to cache, in shard order
     t_o: list[str]
     t_ins: list[str]
     t_e: list[str]
-    skipped: dict[str, int]  # reason -> samples, known before reading the shard
-    file: str | None  # "<shard stem>-<hash>.safetensors" in OUT/shards; None: nothing to cache
+    skipped: dict[str, int]
+    file: str | None
+
+    @property
+    def entry(self) -> ShardEntry:
+        return ShardEntry(self.shard, self.inputs, len(self.keys), self.skipped, self.file)
 
 
 @dataclass
@@ -103,50 +118,74 @@ def features_identity(models: ModelsConfig, method: MethodConfig) -> dict[str, o
 
 def plan_features(
     prepared: Path, descriptions: Path, identity: dict[str, object]
-) -> list[ShardPlan]:
-    """One plan per shard of the manifest, in its order."""
-    manifest = _table(prepared / "manifest.parquet", ["key", "shard", "sha256"], "prepare")
-    described = _table(descriptions, ["key", "t_o", "t_ins", "t_e", "status"], "describe")
-    for table, path in ((manifest, prepared / "manifest.parquet"), (described, descriptions)):
-        if table["key"].duplicated().any():
-            duplicate = table["key"][table["key"].duplicated()].iloc[0]
-            raise FeaturesError(f"{path}: sample {duplicate} appears twice; rerun its stage")
-    rows = manifest.merge(described, on="key", how="left")
+) -> Iterator[ShardPlan]:
+    """One plan per shard of the manifest, in its order. Both tables are streamed a batch at a
+    time and joined on their order (describe writes its rows in manifest order), so memory
+    holds one shard's rows, never the dataset's."""
+    manifest = _rows(prepared / "manifest.parquet", ["key", "shard", "sha256"], "prepare")
+    described = _rows(descriptions, ["key", "t_o", "t_ins", "t_e", "status"], "describe")
     settings = json.dumps(identity, sort_keys=True).encode()
-    return [_plan(shard, group, settings) for shard, group in rows.groupby("shard", sort=False)]
+    pending = next(described, None)
+    shard, rows = None, []
+    for key, in_shard, sha256 in manifest:
+        if in_shard != shard:
+            if rows:
+                yield _plan(shard, rows, settings)
+            shard, rows = in_shard, []
+        if pending is not None and pending[0] == key:
+            rows.append((key, sha256, *pending[1:]))
+            pending = next(described, None)
+        else:
+            rows.append((key, sha256, None, None, None, None))
+    if rows:
+        yield _plan(shard, rows, settings)
+    if pending is not None:
+        raise FeaturesError(
+            f"{descriptions}: sample {pending[0]} is out of the manifest's order, repeated or not "
+            "in the manifest; rerun `regionedit describe` on the same data"
+        )
 
 
-def _table(path: Path, columns: list[str], stage: str) -> pd.DataFrame:
+def described_samples(descriptions: Path) -> int:
+    """Samples with an accepted description (those `features` caches)."""
+    status = _rows(descriptions, ["status"], "describe")
+    return sum(value == "ok" for (value,) in status)
+
+
+def _rows(path: Path, columns: list[str], stage: str) -> Iterator[tuple]:
     if not path.is_file():
         raise FeaturesError(f"{path}: missing; run `regionedit {stage}` first")
     try:
-        return pd.read_parquet(path, columns=columns)
-    except Exception as err:  # pyarrow's errors for a truncated file or a missing column vary
+        batches = pq.ParquetFile(path).iter_batches(batch_size=8192, columns=columns)
+        for batch in batches:
+            yield from zip(*(batch.column(c).to_pylist() for c in columns), strict=True)
+    except (OSError, ValueError, KeyError) as err:  # a truncated file, a missing column
         raise FeaturesError(
             f"{path}: unreadable ({type(err).__name__}: {err}); rerun `regionedit {stage}`"
         ) from err
 
 
-def _plan(shard: str, rows: pd.DataFrame, settings: bytes) -> ShardPlan:
-    ok = rows["status"] == "ok"
+def _plan(shard: str, rows: list[tuple], settings: bytes) -> ShardPlan:
+    """rows: (key, sha256, t_o, t_ins, t_e, status), status None where not described."""
+    keys = [row[0] for row in rows]
+    if len(set(keys)) != len(keys):
+        raise FeaturesError(f"{shard}: a sample appears twice in the manifest; rerun prepare")
+    cached = [row for row in rows if row[5] == "ok"]
     reasons = {
-        Skipped.REJECTED: int((rows["status"].notna() & ~ok).sum()),
-        Skipped.NOT_DESCRIBED: int(rows["status"].isna().sum()),
+        Skipped.REJECTED: sum(row[5] not in (None, "ok") for row in rows),
+        Skipped.NOT_DESCRIBED: sum(row[5] is None for row in rows),
     }
-    cached = rows[ok]
     digest = hashlib.sha256(settings)
-    for row in rows.itertuples():
-        digest.update(
-            f"{row.key}\t{row.sha256}\t{row.status}\t{row.t_o}\t{row.t_ins}\t{row.t_e}\n".encode()
-        )
-    name = f"{Path(shard).stem}-{digest.hexdigest()[:16]}.safetensors" if len(cached) else None
+    for key, sha256, t_o, t_ins, t_e, status in rows:
+        digest.update(f"{key}\t{sha256}\t{status}\t{t_o}\t{t_ins}\t{t_e}\n".encode())
+    name = f"{Path(shard).stem}-{digest.hexdigest()[:16]}.safetensors" if cached else None
     return ShardPlan(
         shard,
         len(rows),
-        cached["key"].tolist(),
-        cached["t_o"].tolist(),
-        cached["t_ins"].tolist(),
-        cached["t_e"].tolist(),
+        [row[0] for row in cached],
+        [row[2] for row in cached],
+        [row[3] for row in cached],
+        [row[4] for row in cached],
         {reason: n for reason, n in reasons.items() if n},
         name,
     )
@@ -187,14 +226,14 @@ def cache_shard(
         [plan.keys[i] for i in cached],
         texts,
         shard_tensors(batches),
-        _counts(plan, len(unreadable)),
+        _counts(plan.entry, len(unreadable)),
         unreadable,
     )
     return False
 
 
 def finish(
-    out: Path, plans: list[ShardPlan], identity: dict[str, object], metrics: Path | None
+    out: Path, plans: list[ShardEntry], identity: dict[str, object], metrics: Path | None
 ) -> FeaturesSummary:
     """Check every shard's file, write the index and the counts; drop files of other runs."""
     summary, reasons = FeaturesSummary(shards=len(plans)), Counter()
@@ -226,10 +265,10 @@ def finish(
     return summary
 
 
-def _counts(plan: ShardPlan, unreadable: int) -> dict[str, object]:
+def _counts(plan: ShardEntry, unreadable: int) -> dict[str, object]:
     """A shard file's counts, when `unreadable` of the plan's samples could not be read."""
     skipped = plan.skipped | ({Skipped.UNREADABLE: unreadable} if unreadable else {})
-    return {"inputs": plan.inputs, "cached": len(plan.keys) - unreadable, "skipped": skipped}
+    return {"inputs": plan.inputs, "cached": plan.to_cache - unreadable, "skipped": skipped}
 
 
 def _shard_pixels(
