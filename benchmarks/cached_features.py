@@ -28,7 +28,7 @@ from components.features.index import FeatureCache, cache_settings
 from components.features.shards import cache_shard, features_identity, finish, plan_features
 from components.features.store import write_unconditional
 from components.method.build import build_frozen_parts, build_region_edit_model
-from components.training.data import CachedCollate, ScaleStream, scale_samples
+from components.training.data import CachedCollate, ScaleStream, scale_of
 
 PREPARED, DESCRIPTIONS = Path("data/prepared"), Path("data/descriptions/descriptions.parquet")
 
@@ -47,7 +47,7 @@ def build_cache(params: Params, prepared: Path, descriptions: Path, out: Path) -
 
 def batches(params: Params, prepared: Path, descriptions: Path, batch: int, cache) -> Iterator:
     scale = list(params.scales)[-1]
-    samples = scale_samples(prepared, descriptions, params.scales[scale], params.seed, scale)
+    samples = scale_of(prepared, descriptions, params.scales[scale], params.seed, scale)
     stream = ScaleStream(
         samples, prepared / "shards", params.method.resolution, params.seed, 0, batch, 0, cache
     )

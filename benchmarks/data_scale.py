@@ -31,6 +31,7 @@ import tarfile
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import yaml
 
@@ -130,22 +131,23 @@ def disk(path: Path) -> int:
 
 
 def loader_pass(work: Path) -> None:
-    """One pass of the largest scale through training's DataLoader, with cached features."""
-    import torch
+    """One pass of the largest scale through training's DataLoader, with cached features: as
+    many samples as the scale holds, drawn as training draws them (shards with replacement)."""
     from torch.utils.data import DataLoader
 
     from components.config import load_params
     from components.features.index import FeatureCache, cache_settings
-    from components.training.data import CachedCollate, ScaleStream, scale_samples
+    from components.training.data import CachedCollate, ScaleStream, check_cached, scale_of
 
     params = load_params(work / "params.yaml")
-    scale, count = list(params.scales.items())[-1]
+    name, count = list(params.scales.items())[-1]
     prepared, descriptions = work / "prepared", work / "descriptions" / "descriptions.parquet"
     cache = FeatureCache(work / "features", cache_settings(params.models, params.method))
-    samples = scale_samples(prepared, descriptions, count, params.seed, scale)
+    scale = scale_of(prepared, descriptions, count, params.seed, name)
+    check_cached(scale, cache)  # as training's setup does
     batch = params.train.batch_size
     stream = ScaleStream(
-        samples, prepared / "shards", params.method.resolution, params.seed, 0, batch, 0, cache
+        scale, prepared / "shards", params.method.resolution, params.seed, 0, batch, 0, cache
     )
     loader = DataLoader(
         stream,
@@ -153,33 +155,32 @@ def loader_pass(work: Path) -> None:
         num_workers=params.train.num_workers,
         collate_fn=CachedCollate(cache.unconditional()),
     )
-    seen, batches = 0, iter(loader)
+    seen, skipped, outside, batches = 0, 0, 0, iter(loader)
     while seen < count:
-        images = next(batches)["image"]
-        assert images.dtype == torch.float32
-        seen += len(images)
-    print(json.dumps({"loader_samples": seen, "scale": scale}))
+        samples = next(batches)
+        keys = np.array(samples["key"], dtype=np.bytes_)
+        outside += int((~scale.holds(keys)).sum())
+        seen, skipped = seen + len(keys), skipped + samples["skipped"]
+    assert outside == 0, f"{outside} samples from outside the scale"
+    print(json.dumps({"scale": name, "samples": seen, "skipped": skipped, "outside": outside}))
 
 
 def check_scales(work: Path) -> None:
-    """Each scale's keys are a subset of the next one's, in the same seeded order."""
+    """The nested-subset property on keys: each scale's samples are all in the next one's."""
     from components.config import load_params
-    from components.training.data import scale_samples
+    from components.training.data import scale_of
 
     params = load_params(work / "params.yaml")
     prepared, descriptions = work / "prepared", work / "descriptions" / "descriptions.parquet"
-    largest = list(
-        scale_samples(prepared, descriptions, max(params.scales.values()), params.seed, "largest")[
-            "key"
-        ]
-    )
-    checked = {}
-    for name, count in params.scales.items():
-        keys = list(scale_samples(prepared, descriptions, count, params.seed, name)["key"])
-        assert len(set(keys)) == count, f"scale {name}: {count} keys expected"
-        assert keys == largest[:count], f"scale {name} is not the first {count} of the largest"
-        checked[name] = count
-    print(json.dumps({"nested": checked}))
+    names = list(params.scales)
+    scales = {
+        name: scale_of(prepared, descriptions, params.scales[name], params.seed, name) for name in names
+    }
+    for name, scale in scales.items():
+        assert len(np.unique(scale.keys)) == params.scales[name] == sum(scale.per_shard.values())
+    for small, large in zip(names, names[1:], strict=False):
+        assert scales[large].holds(scales[small].keys).all(), f"{small} is not inside {large}"
+    print(json.dumps({"nested": {name: len(scale) for name, scale in scales.items()}}))
 
 
 def main() -> None:

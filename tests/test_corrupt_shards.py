@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from components.features.index import INDEX_FILE, SHARDS, FeatureCache, cache_settings
 from components.features.shards import cache_shard, features_identity, plan_features
 from components.features.store import shard_metadata
-from components.training.data import CachedCollate, ScaleStream, check_cached, scale_samples
+from components.training.data import CachedCollate, ScaleStream, check_cached, scale_of
 from components.training.fit import LAST
 from components.training.module import skipped_samples
 from flows.features import features_flow, frozen_parts_for
@@ -158,9 +158,9 @@ def test_features_skip_and_count_the_unreadable_samples(damaged, cache, zoo_para
 
 
 def stream_batches(damaged, count: int, workers: int = 0, features=None, **resume) -> list[dict]:
-    samples = scale_samples(damaged.prepared, damaged.descriptions, SAMPLES, 0, "all")
+    scale = scale_of(damaged.prepared, damaged.descriptions, SAMPLES, 0, "all")
     stream = ScaleStream(
-        samples, damaged.prepared / "shards", 64, 0, 0, BATCH, features=features, **resume
+        scale, damaged.prepared / "shards", 64, 0, 0, BATCH, features=features, **resume
     )
     collate = CachedCollate(features.unconditional() if features else None)
     loader = DataLoader(stream, batch_size=BATCH, num_workers=workers, collate_fn=collate)
@@ -169,8 +169,9 @@ def stream_batches(damaged, count: int, workers: int = 0, features=None, **resum
 
 def test_the_loader_skips_counts_and_goes_on(damaged, cache, zoo_params, caplog):
     features = FeatureCache(cache, cache_settings(zoo_params.models, zoo_params.method))
-    samples = scale_samples(damaged.prepared, damaged.descriptions, SAMPLES, 0, "all")
-    check_cached(samples, features)  # the samples features skipped are no failure
+    check_cached(
+        scale_of(damaged.prepared, damaged.descriptions, SAMPLES, 0, "all"), features
+    )  # the samples features skipped are no failure
     for cached in (None, features):
         with caplog.at_level(logging.WARNING, "components.training.data"):
             batches = stream_batches(damaged, 20, features=cached)

@@ -24,7 +24,14 @@ from components.features.shards import (
 from components.features.store import FeaturesError, ShardFeatures, shard_metadata, write_shard
 from components.method.build import build_frozen_parts, build_region_edit_model
 from components.method.features import cacheable_features
-from components.training.data import CachedCollate, ScaleStream, check_cached, scale_samples
+from components.training.data import (
+    CachedCollate,
+    Description,
+    ScaleStream,
+    check_cached,
+    scale_of,
+    scale_samples,
+)
 from components.training.fit import ScaleRun, fit_scale
 from flows.cli import app
 from flows.features import features_flow
@@ -61,8 +68,8 @@ def frozen(params):
 def batch_from(cache: Path, data, params, size: int = 4) -> dict:
     """A training batch as the data module yields it, with the cached features."""
     features = FeatureCache(cache, cache_settings(params.models, params.method))
-    samples = scale_samples(*data, count=size, seed=0, scale="test")
-    stream = ScaleStream(samples, data[0] / "shards", 64, 0, 0, size, features=features)
+    scale = scale_of(*data, count=size, seed=0, name="test")
+    stream = ScaleStream(scale, data[0] / "shards", 64, 0, 0, size, features=features)
     loader = DataLoader(stream, batch_size=size, collate_fn=CachedCollate(features.unconditional()))
     return next(iter(loader))
 
@@ -222,11 +229,14 @@ def test_missing_and_corrupt_inputs_are_named(data, cache, zoo_params, tmp_path)
         cache_shard(plan, broken, tmp_path / "out", frozen(zoo_params), 64, 64, 4)
 
     settings = cache_settings(zoo_params.models, zoo_params.method)
-    samples = scale_samples(*data, count=4, seed=0, scale="test")
-    check_cached(samples, FeatureCache(cache, settings))
-    samples.loc[2, "t_e"] = "a description written after the cache"
+    check_cached(scale_of(*data, count=4, seed=0, name="test"), FeatureCache(cache, settings))
+    described = pd.read_parquet(data[1])
+    first = scale_samples(*data, count=1, seed=0, scale="test")["key"].iloc[0]
+    described.loc[described["key"] == first, "t_e"] = "a description written after the cache"
+    described.to_parquet(tmp_path / "rewritten.parquet")
+    rewritten = scale_of(data[0], tmp_path / "rewritten.parquet", count=4, seed=0, name="test")
     with pytest.raises(FeaturesError, match="features of other descriptions for 1 sample"):
-        check_cached(samples, FeatureCache(cache, settings))
+        check_cached(rewritten, FeatureCache(cache, settings))
 
     copy = tmp_path / "cache"
     shutil.copytree(cache, copy)
@@ -305,3 +315,16 @@ def test_a_shard_file_has_the_same_bytes_every_time_it_is_written(tmp_path):
             "keys": ["b", "a"],
             "counts": {"cached": 2, "skipped": {}},
         }
+
+
+def test_a_compact_scale_holds_the_samples_of_the_table(data):
+    for count in (1, 7, 26):
+        table = scale_samples(*data, count=count, seed=3, scale="test")
+        scale = scale_of(*data, count=count, seed=3, name="test")
+        assert sorted(scale.keys.astype(str)) == sorted(table["key"]) and len(scale) == count
+        assert scale.per_shard == table["shard"].value_counts().to_dict()
+        for shard, rows in table.groupby("shard"):
+            described = scale.descriptions_of(shard)
+            assert set(described) == set(rows["key"])
+            row = rows.iloc[0]
+            assert described[row.key] == Description(row.t_o, row.t_ins, row.t_e)

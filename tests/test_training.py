@@ -43,6 +43,7 @@ def write_training_data(root: Path) -> tuple[Path, Path]:
     descriptions = pd.DataFrame(
         {
             "key": manifest.key,
+            "shard": manifest.shard,
             "t_o": manifest.caption,
             "t_ins": "make it blue",
             "t_e": manifest.caption + ", in blue",

@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
-from components.data.scales import scale_subset
+from components.data.scales import scale_keys, scale_subset
 from components.features.index import FeatureCache
 from components.features.source import ShardImage, UnreadableImage, shard_images, source_pixels
 from components.features.store import FeaturesError, ShardFeatures, stack_samples
@@ -44,10 +48,80 @@ class Description:
     t_e: str
 
 
+@dataclass(frozen=True)
+class Scale:
+    """The samples of one scale, held compactly: their keys, sorted, and how many each shard
+    holds. Their descriptions are read a shard at a time, so a million samples cost about
+    20 MiB here (and in each loader worker), not a table of strings."""
+
+    name: str
+    descriptions: Path  # descriptions.parquet: rows in manifest order, with their shard
+    keys: np.ndarray  # bytes, sorted
+    per_shard: dict[str, int]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def holds(self, keys: np.ndarray) -> np.ndarray:
+        """Which of `keys` (a bytes array) are samples of the scale."""
+        if not len(self.keys):
+            return np.zeros(len(keys), dtype=bool)
+        at = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
+        return self.keys[at] == keys
+
+    def descriptions_of(self, shard: str) -> dict[str, Description]:
+        """The scale's samples in `shard`, in shard order, with their descriptions."""
+        table = pq.read_table(
+            self.descriptions,
+            columns=["key", "t_o", "t_ins", "t_e"],
+            filters=[("shard", "==", shard), ("status", "==", "ok")],
+        )
+        keys = table.column("key").to_pylist()
+        texts = (table.column(name).to_pylist() for name in ("t_o", "t_ins", "t_e"))
+        held = self.holds(np.array(keys, dtype=np.bytes_))
+        return {
+            key: Description(*text)
+            for key, *text, in_scale in zip(keys, *texts, held, strict=True)
+            if in_scale
+        }
+
+
+def scale_of(prepared: Path, descriptions: Path, count: int, seed: int, name: str) -> Scale:
+    """The scale: the first `count` described samples of the manifest in the seeded order.
+    Both tables are read a batch at a time."""
+    columns = pq.ParquetFile(descriptions).schema_arrow.names
+    if missing := {"key", "shard", "t_o", "t_ins", "t_e", "status"} - set(columns):
+        raise ValueError(
+            f"{descriptions}: no column {sorted(missing)}; point at the descriptions.parquet "
+            "that `regionedit describe` writes"
+        )
+    prepared_keys = np.sort(_keys(prepared / "manifest.parquet", ["key"]))
+    described = _keys(
+        descriptions, ["key", "status"], lambda batch: pc.equal(batch.column(1), "ok")
+    )
+    in_manifest = Scale(name, descriptions, prepared_keys, {}).holds(described)
+    keys = np.sort(scale_keys(described[in_manifest], count, seed, name))
+    scale, per_shard = Scale(name, descriptions, keys, {}), Counter()
+    for batch in pq.ParquetFile(descriptions).iter_batches(columns=["key", "shard"]):
+        held = scale.holds(np.array(batch.column(0).to_pylist(), dtype=np.bytes_))
+        per_shard.update(np.array(batch.column(1).to_pylist(), dtype=object)[held].tolist())
+    return Scale(name, descriptions, keys, dict(per_shard))
+
+
+def _keys(path: Path, columns: list[str], where=None) -> np.ndarray:
+    """The `key` column of a parquet file as a bytes array, rows filtered by `where(batch)`."""
+    parts = []
+    for batch in pq.ParquetFile(path).iter_batches(columns=columns):
+        keys = np.array(batch.column(0).to_pylist(), dtype=np.bytes_)
+        parts.append(keys if where is None else keys[where(batch).to_numpy(zero_copy_only=False)])
+    return np.concatenate(parts) if parts else np.array([], dtype=np.bytes_)
+
+
 def scale_samples(
     prepared: Path, descriptions: Path, count: int, seed: int, scale: str
 ) -> pd.DataFrame:
-    """Manifest rows of the scale: the first `count` described samples in the seeded order."""
+    """Manifest rows of the scale with their descriptions, in the seeded order: for the small
+    sets that want a table (the world's pair editors, tests); training streams a `Scale`."""
     manifest = pd.read_parquet(prepared / "manifest.parquet")
     described = pd.read_parquet(descriptions, columns=["key", "t_o", "t_ins", "t_e", "status"])
     described = described[described["status"] == "ok"].drop(columns="status")
@@ -61,7 +135,7 @@ class ScaleStream(IterableDataset):
 
     def __init__(
         self,
-        samples: pd.DataFrame,
+        scale: Scale,
         shards: Path,
         resolution: int,
         seed: int,
@@ -74,10 +148,7 @@ class ScaleStream(IterableDataset):
         """`skipped_before`: per loader worker, the samples its stream skipped in the
         `start_batch` batches already trained on (RegionEditModule.skipped); none if empty."""
         super().__init__()
-        self.by_shard = {
-            shard: {row.key: Description(row.t_o, row.t_ins, row.t_e) for row in rows.itertuples()}
-            for shard, rows in samples.groupby("shard", sort=True)
-        }
+        self.scale = scale
         self.shards, self.resolution, self.seed, self.rank = shards, resolution, seed, rank
         self.batch_size, self.start_batch = batch_size, start_batch
         self.features, self.skipped_before = features, skipped_before
@@ -92,14 +163,14 @@ class ScaleStream(IterableDataset):
         done = len(range(stream, self.start_batch, workers)) * self.batch_size
         done += self.skipped_before[stream] if self.skipped_before else 0
         rng = random.Random(f"{self.seed}:{self.rank}:{stream}")
-        names = sorted(self.by_shard)
+        names = sorted(self.scale.per_shard)
         skipped = 0
         while True:
             shard = rng.choice(names)
-            wanted = self.by_shard[shard]
-            if done >= len(wanted):  # already consumed before the resume: skip unread
-                done -= len(wanted)
+            if done >= self.scale.per_shard[shard]:  # consumed before the resume: skip unread
+                done -= self.scale.per_shard[shard]
                 continue
+            wanted = self.scale.descriptions_of(shard)
             cached = self.features.shard(shard) if self.features else None
             for image in shard_images(self.shards / shard, wanted):
                 if done:
@@ -156,22 +227,18 @@ class CachedCollate:
         return batch
 
 
-def check_cached(samples: pd.DataFrame, features: FeatureCache) -> None:
+def check_cached(scale: Scale, features: FeatureCache) -> None:
     """Every sample of the scale has cached features of its current descriptions; fails before
     training otherwise. A sample `features` skipped for an unreadable image is no failure: it
     stays in the scale (which samples a scale holds never depends on the cache), and the stream
     skips and counts it as it does any unreadable sample."""
-    for shard, rows in samples.groupby("shard", sort=True):
-        cached = features.shard(shard)
-        missing = [
-            row.key
-            for row in rows.itertuples()
-            if row.key not in cached and row.key not in cached.unreadable
-        ]
+    for shard in sorted(scale.per_shard):
+        cached, rows = features.shard(shard), scale.descriptions_of(shard)
+        missing = [key for key in rows if key not in cached and key not in cached.unreadable]
         stale = [
-            row.key
-            for row in rows.itertuples()
-            if row.key in cached and not cached.described_as(row.key, row.t_o, row.t_ins, row.t_e)
+            key
+            for key, text in rows.items()
+            if key in cached and not cached.described_as(key, text.t_o, text.t_ins, text.t_e)
         ]
         for keys, problem in (
             (missing, "no cached features"),
@@ -204,11 +271,11 @@ class RegionEditDataModule(L.LightningDataModule):
         self.scale, self.count, self.seed = scale, count, seed
         self.resolution, self.batch_size, self.num_workers = resolution, batch_size, num_workers
         self.features = features
-        self.samples: pd.DataFrame | None = None
+        self.samples: Scale | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.samples is None:
-            self.samples = scale_samples(
+            self.samples = scale_of(
                 self.prepared, self.descriptions, self.count, self.seed, self.scale
             )
             if self.features is not None:
