@@ -102,10 +102,12 @@ def set_scales(params: Path, described: int) -> dict[str, int]:
     return scales
 
 
-def measured(command: list[str], log: Path) -> dict[str, float]:
-    """Run `command`; its wall time and the peaks of its own and its tree's resident memory."""
-    start = time.perf_counter()
-    with log.open("w") as output:
+def measured(command: list[str], log: Path, tick=lambda record: None) -> dict[str, float]:
+    """Run `command`; its wall time and the peaks of its own and its tree's resident memory,
+    also handed to `tick` every 30 s while it runs (a stopped benchmark keeps them)."""
+    start = last = time.perf_counter()
+    mib = 1 / 2**20
+    with log.open("a") as output:
         process = psutil.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
         own = tree = 0
         while process.poll() is None:
@@ -115,14 +117,32 @@ def measured(command: list[str], log: Path) -> dict[str, float]:
             except psutil.Error:  # a child ended between the listing and the reading
                 continue
             own, tree = max(own, rss), max(tree, rss + children)
+            if time.perf_counter() - last > 30:
+                last = time.perf_counter()
+                tick(
+                    {
+                        "seconds": last - start,
+                        "peak_rss_mib": own * mib,
+                        "peak_tree_mib": tree * mib,
+                    }
+                )
             time.sleep(0.2)
     if process.returncode:
         raise SystemExit(f"{' '.join(command)} failed ({process.returncode}); see {log}")
-    mib = 1 / 2**20
     return {
         "seconds": time.perf_counter() - start,
         "peak_rss_mib": own * mib,
         "peak_tree_mib": tree * mib,
+    }
+
+
+def combined(before: dict, run: dict) -> dict:
+    """A stage's record over its runs: a stopped stage resumes, so its times add up."""
+    return {
+        "seconds": before.get("seconds", 0.0) + run["seconds"],
+        "peak_rss_mib": max(before.get("peak_rss_mib", 0.0), run["peak_rss_mib"]),
+        "peak_tree_mib": max(before.get("peak_tree_mib", 0.0), run["peak_tree_mib"]),
+        "runs": before.get("runs", 0) + 1,
     }
 
 
@@ -174,7 +194,8 @@ def check_scales(work: Path) -> None:
     prepared, descriptions = work / "prepared", work / "descriptions" / "descriptions.parquet"
     names = list(params.scales)
     scales = {
-        name: scale_of(prepared, descriptions, params.scales[name], params.seed, name) for name in names
+        name: scale_of(prepared, descriptions, params.scales[name], params.seed, name)
+        for name in names
     }
     for name, scale in scales.items():
         assert len(np.unique(scale.keys)) == params.scales[name] == sum(scale.per_shard.values())
@@ -192,6 +213,12 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=64, help="scene side in pixels")
     parser.add_argument("--features-batch", type=int, default=64, help="features --batch-size")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a stopped run in --work: finished stages are kept; the stopped one resumes "
+        "as the stages do, and its times add up",
+    )
     parser.add_argument("--stage", choices=("loader", "scales"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:  # one measured stage, run by the benchmark in its own process
@@ -200,26 +227,38 @@ def main() -> None:
     if not args.samples or args.samples < 100:
         parser.error("--samples: give at least 100 scenes")
     work = args.work or Path(os.environ.get("TMPDIR", "/tmp")) / f"data_scale_{args.samples}"
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
     out = RESULTS / f"data_scale_{args.samples}.json"
-    result = {
-        "samples": args.samples,
-        "source": args.source,
-        "samples_per_shard": args.per_shard,
-        "side": args.side,
-        "machine": f"{platform.node()}: {os.cpu_count()} cores, "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
-        "models": "the world's (models/world), trained here",
-        "command": " ".join(["python", "benchmarks/data_scale.py", *sys.argv[1:]]),
-        "stages": {},
-    }
-    params = write_params(work, args.per_shard, args.side)
-    start = time.perf_counter()
-    write_source(args.source, work / "source", args.samples, 0, args.side)
-    result["source_seconds"] = time.perf_counter() - start
-    result["source_bytes_per_sample"] = disk(work / "source") / args.samples
+    if args.resume and out.is_file() and (work / "params.yaml").is_file():
+        result = json.loads(out.read_text())
+        print(f"resuming {work}: done {[s for s, r in result['stages'].items() if r['done']]}")
+    else:
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        write_params(work, args.per_shard, args.side)
+        result = {
+            "samples": args.samples,
+            "source": args.source,
+            "samples_per_shard": args.per_shard,
+            "side": args.side,
+            "machine": f"{platform.node()}: {os.cpu_count()} cores, "
+            f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
+            "models": "the world's (models/world), trained here",
+            "command": " ".join(["python", "benchmarks/data_scale.py", *sys.argv[1:]]),
+            "stages": {},
+        }
+    params = work / "params.yaml"
+
+    def save() -> None:
+        out.write_text(json.dumps(result, indent=2) + "\n")
+
+    if "source_seconds" not in result:  # writing the source does not resume: it starts over
+        shutil.rmtree(work / "source", ignore_errors=True)
+        start = time.perf_counter()
+        write_source(args.source, work / "source", args.samples, 0, args.side)
+        result["source_seconds"] = time.perf_counter() - start
+        result["source_bytes_per_sample"] = disk(work / "source") / args.samples
+        save()
     regionedit = [str(Path(sys.executable).parent / "regionedit")]
     commands = {
         "prepare": [*regionedit, "prepare", "--source", str(work / "source")],
@@ -239,6 +278,9 @@ def main() -> None:
     }
     outs = {"prepare": "prepared", "describe": "descriptions", "features": "features"}
     for stage in STAGES:
+        before = result["stages"].get(stage, {})
+        if before.get("done"):
+            continue
         command = commands[stage]
         if stage in outs:
             command += ["--out", str(work / outs[stage]), "--metrics"]
@@ -246,7 +288,12 @@ def main() -> None:
         else:
             command += ["--work", str(work)]
         print(f"{stage}: {' '.join(command)}", flush=True)
-        record = measured(command, work / f"{stage}.log")
+
+        def tick(partial: dict, stage: str = stage, before: dict = before) -> None:
+            result["stages"][stage] = combined(before, partial) | {"done": False}
+            save()
+
+        record = combined(before, measured(command, work / f"{stage}.log", tick))
         if stage in outs:
             counts = json.loads((work / "metrics" / f"{stage}.json").read_text())
             record["counts"] = counts
@@ -256,10 +303,10 @@ def main() -> None:
             record["inputs"] = yaml.safe_load(params.read_text())["scales"]["5M"]
             record["output"] = json.loads((work / f"{stage}.log").read_text().splitlines()[-1])
         record["samples_per_s"] = record["inputs"] / record["seconds"]
-        result["stages"][stage] = record
+        result["stages"][stage] = record | {"done": True}
         if stage == "describe":
             result["scales"] = set_scales(params, counts["described"])
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        save()
         print(
             f"  {record['inputs']:>9} samples in {record['seconds']:8.1f} s: "
             f"{record['samples_per_s']:8.0f}/s, peak RSS {record['peak_rss_mib']:6.0f} MiB "
