@@ -8,6 +8,7 @@ describe.cluster, whose workers must see `data` and `out` at the same paths (a s
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ from components.describe.errors import DescribeError
 from components.describe.merge import DescribeSummary, merge_parts
 from components.describe.shards import ShardResult, ShardWork, describe_shard, plan_shards
 from flows.tracking import configure_tracking
+
+IN_FLIGHT = 64  # describe tasks submitted at a time: enough to keep a cluster busy
 
 _describers: dict[tuple, Describer] = {}
 _describers_lock = threading.Lock()
@@ -133,25 +136,34 @@ def task_runner(cfg: DescribeConfig) -> TaskRunner:
 def _describe_all(
     works: list[ShardWork], data: Path, parts: Path, params: Params
 ) -> list[ShardResult]:
-    """Every shard, describe.shards_per_task per task; failed tasks are reported together."""
+    """Every shard, describe.shards_per_task per task; failed tasks are reported together.
+    At most IN_FLIGHT tasks (or 4 per worker, if more) are submitted at a time: each finished
+    task's future is dropped, so memory stays flat in the number of shards."""
     size = params.describe.shards_per_task
-    batches = [works[i : i + size] for i in range(0, len(works), size)]
+    batches = iter([works[i : i + size] for i in range(0, len(works), size)])
+    tasks = -(-len(works) // size)
     submit = describe_shards.with_options(retries=params.describe.task_retries).submit
-    futures = {submit(batch, data, parts, params): batch for batch in batches}
-    results, failures = [], []
+    window = max(IN_FLIGHT, 4 * params.describe.workers)
+    running, results, failures = {}, [], []
     total = sum(work.samples for work in works)
     with tqdm(total=total, desc="describe", unit="sample") as progress:
-        for future in as_completed(list(futures)):
+        while True:
+            for batch in itertools.islice(batches, window - len(running)):
+                running[submit(batch, data, parts, params)] = batch
+            if not running:
+                break
+            future = next(as_completed(list(running)))
+            batch = running.pop(future)
             try:
                 done = future.result()
             except Exception as err:  # one shard's failure must not hide the others' results
-                failures.append(f"{futures[future][0].shard}: {type(err).__name__}: {err}")
+                failures.append(f"{batch[0].shard}: {type(err).__name__}: {err}")
                 continue
             results += done
             progress.update(sum(r.samples for r in done))
     if failures:
         raise DescribeError(
-            f"{len(failures)} of {len(batches)} describe tasks failed (first: {failures[0]}); the "
+            f"{len(failures)} of {tasks} describe tasks failed (first: {failures[0]}); the "
             f"finished shards are kept in {parts}: run the same command again to resume"
         )
     return results
