@@ -286,3 +286,11 @@ def test_a_changed_source_starts_over(tmp_path):
 
     (tmp_path / "fresh" / STATE).write_bytes(b"not a database")  # a leftover not to be trusted
     assert prepare(tmp_path / "fresh") == again
+
+    with pytest.raises(RuntimeError):  # stopped again, and then a finished shard is lost
+        prepare(tmp_path / "lost", stop_after=35)
+    (tmp_path / "lost" / "shards" / "shard-000001.tar").unlink()
+    assert prepare(tmp_path / "lost") == again
+    assert (tmp_path / "lost" / "shards" / "shard-000001.tar").read_bytes() == (
+        tmp_path / "fresh" / "shards" / "shard-000001.tar"
+    ).read_bytes()

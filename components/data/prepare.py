@@ -28,7 +28,7 @@ from components.data.images import (
     encode_png,
 )
 from components.data.records import Reason, Rejection, Sample, SourceRecord
-from components.data.shards import ShardWriter
+from components.data.shards import ShardWriter, shard_name
 
 log = logging.getLogger(__name__)
 
@@ -271,10 +271,14 @@ def _open_state(path: Path, identity: dict[str, object]) -> tuple[sqlite3.Connec
         try:
             state = sqlite3.connect(path)
             stored = dict(state.execute("SELECT name, value FROM meta").fetchall())
-            if stored.get("identity") == settings:
-                return state, json.loads(stored["progress"])
+            progress = json.loads(stored.get("progress", "null"))
+            if stored.get("identity") != settings:
+                log.info("%s: from a run with other settings; starting over", path)
+            elif not _outputs_intact(path.parent, progress):
+                log.warning("%s: outputs of its last checkpoint are missing; starting over", path)
+            else:
+                return state, progress
             state.close()
-            log.info("%s: from a run with other settings; starting over", path)
         except sqlite3.DatabaseError as err:
             log.warning("%s: unreadable (%s); starting over", path, err)
         path.unlink()
@@ -297,6 +301,17 @@ def _open_state(path: Path, identity: dict[str, object]) -> tuple[sqlite3.Connec
     )
     state.commit()
     return state, None
+
+
+def _outputs_intact(out: Path, progress: dict) -> bool:
+    """The finished shards and the rejections a checkpoint counts on are all still there."""
+    rejected = out / "rejected.jsonl"
+    finished = (out / "shards" / shard_name(i) for i in range(progress["summary"]["shards"]))
+    return (
+        rejected.is_file()
+        and rejected.stat().st_size >= progress["rejected_bytes"]
+        and all(shard.is_file() for shard in finished)
+    )
 
 
 def prepare_dataset(
