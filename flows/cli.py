@@ -48,7 +48,10 @@ def prepare(
     caption_column: Annotated[str | None, typer.Option(help="parquet caption column")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Turn images + captions into WebDataset shards, manifest.parquet and rejected.jsonl."""
+    """Turn images + captions into WebDataset shards, manifest.parquet and rejected.jsonl.
+
+    A killed run, started again with the same source and settings, resumes after its last
+    finished shard."""
     from flows.prepare import prepare_flow
 
     try:

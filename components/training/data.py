@@ -95,12 +95,19 @@ def scale_of(prepared: Path, descriptions: Path, count: int, seed: int, name: st
             f"{descriptions}: no column {sorted(missing)}; point at the descriptions.parquet "
             "that `regionedit describe` writes"
         )
-    prepared_keys = np.sort(_keys(prepared / "manifest.parquet", ["key"]))
     described = _keys(
         descriptions, ["key", "status"], lambda batch: pc.equal(batch.column(1), "ok")
     )
-    in_manifest = Scale(name, descriptions, prepared_keys, {}).holds(described)
-    keys = np.sort(scale_keys(described[in_manifest], count, seed, name))
+    described.sort()
+    in_manifest = np.zeros(len(described), dtype=bool)  # one byte per sample, not a key copy
+    for batch in pq.ParquetFile(prepared / "manifest.parquet").iter_batches(columns=["key"]):
+        keys = np.array(batch.column(0).to_pylist(), dtype=np.bytes_)
+        if len(described):
+            at = np.searchsorted(described, keys).clip(max=len(described) - 1)
+            in_manifest[at[described[at] == keys]] = True
+    keys = scale_keys(described[in_manifest], count, seed, name)
+    del described, in_manifest
+    keys.sort()
     scale, per_shard = Scale(name, descriptions, keys, {}), Counter()
     for batch in pq.ParquetFile(descriptions).iter_batches(columns=["key", "shard"]):
         held = scale.holds(np.array(batch.column(0).to_pylist(), dtype=np.bytes_))
