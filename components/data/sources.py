@@ -121,10 +121,14 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, str | None, str | None]]:
             yield number, row.get("file") or None, row.get("caption")
 
 
+def source_files(source: Path, suffix: str) -> list[Path]:
+    """A source given as one file, or the `suffix` files of its folder in name order."""
+    return [source] if source.is_file() else sorted(source.glob(f"*{suffix}"))
+
+
 def webdataset_records(source: Path) -> Iterator[SourceRecord]:
     """Samples of existing tar shards (img2dataset layout: KEY.jpg + KEY.txt and/or KEY.json)."""
-    shards = [source] if source.is_file() else sorted(source.glob("*.tar"))
-    for shard in shards:
+    for shard in source_files(source, ".tar"):
         try:
             with tarfile.open(shard, mode="r|*") as tar:
                 yield from _tar_samples(shard.name, tar)
@@ -169,8 +173,7 @@ def parquet_records(
     source: Path, image_column: str, caption_column: str, batch_rows: int = 64
 ) -> Iterator[SourceRecord]:
     """Rows of parquet files; images as HF {bytes, path} structs or raw bytes."""
-    files = [source] if source.is_file() else sorted(source.glob("*.parquet"))
-    for file in files:
+    for file in source_files(source, ".parquet"):
         parquet = pq.ParquetFile(file)
         names = parquet.schema_arrow.names
         for column, option in ((image_column, "image_column"), (caption_column, "caption_column")):
@@ -223,8 +226,8 @@ def source_identity(
     path = Path(source)
     listing = {
         "folder": [path / name for name in CAPTION_FILES],
-        "webdataset": [path] if path.is_file() else sorted(path.glob("*.tar")),
-        "parquet": [path] if path.is_file() else sorted(path.glob("*.parquet")),
+        "webdataset": source_files(path, ".tar"),
+        "parquet": source_files(path, ".parquet"),
     }[kind]
     files = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in listing if f.is_file()]
     identity = {"kind": kind, "path": str(path.resolve()), "files": files}
