@@ -82,7 +82,8 @@ class RegionEditModule(L.LightningModule):
         checkpoint[SKIPPED] = self.all_gather(counts).reshape(self.trainer.world_size, -1).cpu()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.skipped = checkpoint[SKIPPED][self.global_rank].tolist()
+        if SKIPPED in checkpoint:  # absent from checkpoints written before the loader skipped
+            self.skipped = checkpoint[SKIPPED][self.global_rank].tolist()
 
     def head_state(self) -> dict[str, torch.Tensor]:
         return {
@@ -100,4 +101,5 @@ def head_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
 def skipped_samples(checkpoint: Path) -> int:
     """Samples the training loader skipped as unreadable up to a checkpoint of this module, over
     every rank and worker (a sample met again is counted again)."""
-    return int(torch.load(checkpoint, map_location="cpu", weights_only=True)[SKIPPED].sum())
+    counts = torch.load(checkpoint, map_location="cpu", weights_only=True).get(SKIPPED)
+    return 0 if counts is None else int(counts.sum())  # older checkpoints: nothing was skipped
