@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from components.config import WorldConfig
 from components.data.records import Reason, SourceRecord
+from components.data.tables import parquet_batches
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CAPTION_FILES = ("captions.csv", "captions.jsonl")
@@ -182,9 +183,7 @@ def parquet_records(
                     f"{file}: no column {column!r} (prepare.{option}); columns are {names}"
                 )
         row = 0
-        for batch in parquet.iter_batches(
-            batch_size=batch_rows, columns=[image_column, caption_column]
-        ):
+        for batch in parquet_batches(file, [image_column, caption_column], batch_rows):
             for image, caption in zip(
                 batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
             ):

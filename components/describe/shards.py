@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from components.data.tables import parquet_rows
 from components.describe.checking import Edit, Reason, Rejection, check_text, clean
 from components.describe.describer import Describer, Outcome
 from components.describe.errors import DescribeError
@@ -252,9 +253,7 @@ def _images(shard: Path, keys: list[str]) -> Iterator[Image.Image]:
 
 
 def _manifest_rows(manifest: Path) -> Iterator[tuple[str, str, str, str]]:
-    columns = ["key", "shard", "sha256", "caption"]
-    for batch in pq.ParquetFile(manifest).iter_batches(columns=columns):
-        yield from zip(*(batch.column(c).to_pylist() for c in columns), strict=True)
+    return parquet_rows(manifest, ["key", "shard", "sha256", "caption"])
 
 
 def _shard_rows(manifest: Path, work: ShardWork) -> tuple[list[str], list[str]]:

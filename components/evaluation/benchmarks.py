@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from components.data.images import to_rgb
+from components.data.tables import parquet_batches
 
 EMU_EDIT_COLUMNS = (
     "idx",
@@ -318,7 +319,7 @@ def _require_columns(file: Path, columns: tuple[str, ...], what: str) -> list[st
 
 def _parquet_rows(file: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
     row = 0
-    for batch in pq.ParquetFile(file).iter_batches(batch_size=BATCH_ROWS, columns=list(columns)):
+    for batch in parquet_batches(file, list(columns), BATCH_ROWS):
         for record in batch.to_pylist():
             yield row, record
             row += 1

@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 
 from components.config import MethodConfig, ModelsConfig
+from components.data.tables import parquet_rows
 from components.features.index import SHARDS, cache_settings, write_index
 from components.features.source import UnreadableImage, shard_images, source_pixels
 from components.features.store import (
@@ -156,9 +156,7 @@ def _rows(path: Path, columns: list[str], stage: str) -> Iterator[tuple]:
     if not path.is_file():
         raise FeaturesError(f"{path}: missing; run `regionedit {stage}` first")
     try:
-        batches = pq.ParquetFile(path).iter_batches(batch_size=8192, columns=columns)
-        for batch in batches:
-            yield from zip(*(batch.column(c).to_pylist() for c in columns), strict=True)
+        yield from parquet_rows(path, columns)
     except (OSError, ValueError, KeyError) as err:  # a truncated file, a missing column
         raise FeaturesError(
             f"{path}: unreadable ({type(err).__name__}: {err}); rerun `regionedit {stage}`"

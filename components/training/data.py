@@ -34,6 +34,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from components.data.scales import scale_keys, scale_subset
+from components.data.tables import parquet_batches
 from components.features.index import FeatureCache
 from components.features.source import ShardImage, UnreadableImage, shard_images, source_pixels
 from components.features.store import FeaturesError, ShardFeatures, stack_samples
@@ -100,7 +101,7 @@ def scale_of(prepared: Path, descriptions: Path, count: int, seed: int, name: st
     )
     described.sort()
     in_manifest = np.zeros(len(described), dtype=bool)  # one byte per sample, not a key copy
-    for batch in pq.ParquetFile(prepared / "manifest.parquet").iter_batches(columns=["key"]):
+    for batch in parquet_batches(prepared / "manifest.parquet", ["key"]):
         keys = np.array(batch.column(0).to_pylist(), dtype=np.bytes_)
         if len(described):
             at = np.searchsorted(described, keys).clip(max=len(described) - 1)
@@ -109,7 +110,7 @@ def scale_of(prepared: Path, descriptions: Path, count: int, seed: int, name: st
     del described, in_manifest
     keys.sort()
     scale, per_shard = Scale(name, descriptions, keys, {}), Counter()
-    for batch in pq.ParquetFile(descriptions).iter_batches(columns=["key", "shard"]):
+    for batch in parquet_batches(descriptions, ["key", "shard"]):
         held = scale.holds(np.array(batch.column(0).to_pylist(), dtype=np.bytes_))
         per_shard.update(np.array(batch.column(1).to_pylist(), dtype=object)[held].tolist())
     return Scale(name, descriptions, keys, dict(per_shard))
@@ -118,7 +119,7 @@ def scale_of(prepared: Path, descriptions: Path, count: int, seed: int, name: st
 def _keys(path: Path, columns: list[str], where=None) -> np.ndarray:
     """The `key` column of a parquet file as a bytes array, rows filtered by `where(batch)`."""
     parts = []
-    for batch in pq.ParquetFile(path).iter_batches(columns=columns):
+    for batch in parquet_batches(path, columns):
         keys = np.array(batch.column(0).to_pylist(), dtype=np.bytes_)
         parts.append(keys if where is None else keys[where(batch).to_numpy(zero_copy_only=False)])
     return np.concatenate(parts) if parts else np.array([], dtype=np.bytes_)
