@@ -43,6 +43,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 PER_TAR = 10_000
 REPEAT_EVERY = 100
 STAGES = ("prepare", "describe", "features", "loader", "scales")
+OUTS = {"prepare": "prepared", "describe": "descriptions", "features": "features"}
 
 
 def write_source(kind: str, folder: Path, samples: int, seed: int, side: int) -> None:
@@ -146,6 +147,13 @@ def combined(before: dict, run: dict) -> dict:
     }
 
 
+def commit() -> str:
+    """The checkout a stage ran on, "+changes" where it had uncommitted ones."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True)
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT).returncode
+    return head.stdout.decode().strip() + ("+changes" if dirty else "")
+
+
 def disk(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -219,6 +227,15 @@ def main() -> None:
         help="continue a stopped run in --work: finished stages are kept; the stopped one resumes "
         "as the stages do, and its times add up",
     )
+    parser.add_argument(
+        "--redo",
+        action="append",
+        choices=STAGES,
+        default=[],
+        help="with --resume: measure this stage again from nothing, on this checkout (its "
+        "output is deleted first); later stages are kept, so use it where the output comes out "
+        "the same, as after a change to memory or speed only",
+    )
     parser.add_argument("--stage", choices=("loader", "scales"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:  # one measured stage, run by the benchmark in its own process
@@ -226,10 +243,16 @@ def main() -> None:
         return
     if not args.samples or args.samples < 100:
         parser.error("--samples: give at least 100 scenes")
+    if args.redo and not args.resume:
+        parser.error("--redo: give --resume too (a new run measures every stage anyway)")
     work = args.work or Path(os.environ.get("TMPDIR", "/tmp")) / f"data_scale_{args.samples}"
     out = RESULTS / f"data_scale_{args.samples}.json"
     if args.resume and out.is_file() and (work / "params.yaml").is_file():
         result = json.loads(out.read_text())
+        for stage in args.redo:
+            result["stages"].pop(stage, None)
+            if stage in OUTS:
+                shutil.rmtree(work / OUTS[stage], ignore_errors=True)
         print(f"resuming {work}: done {[s for s, r in result['stages'].items() if r['done']]}")
     else:
         if work.exists():
@@ -276,14 +299,13 @@ def main() -> None:
         "loader": [sys.executable, __file__, "--stage", "loader"],
         "scales": [sys.executable, __file__, "--stage", "scales"],
     }
-    outs = {"prepare": "prepared", "describe": "descriptions", "features": "features"}
     for stage in STAGES:
         before = result["stages"].get(stage, {})
         if before.get("done"):
             continue
         command = commands[stage]
-        if stage in outs:
-            command += ["--out", str(work / outs[stage]), "--metrics"]
+        if stage in OUTS:
+            command += ["--out", str(work / OUTS[stage]), "--metrics"]
             command += [str(work / "metrics" / f"{stage}.json"), "--params", str(params)]
         else:
             command += ["--work", str(work)]
@@ -294,16 +316,16 @@ def main() -> None:
             save()
 
         record = combined(before, measured(command, work / f"{stage}.log", tick))
-        if stage in outs:
+        if stage in OUTS:
             counts = json.loads((work / "metrics" / f"{stage}.json").read_text())
             record["counts"] = counts
             record["inputs"] = counts["inputs"]
-            record["bytes_per_sample"] = disk(work / outs[stage]) / counts["inputs"]
+            record["bytes_per_sample"] = disk(work / OUTS[stage]) / counts["inputs"]
         else:
             record["inputs"] = yaml.safe_load(params.read_text())["scales"]["5M"]
             record["output"] = json.loads((work / f"{stage}.log").read_text().splitlines()[-1])
         record["samples_per_s"] = record["inputs"] / record["seconds"]
-        result["stages"][stage] = record | {"done": True}
+        result["stages"][stage] = record | {"done": True, "commit": commit()}
         if stage == "describe":
             result["scales"] = set_scales(params, counts["described"])
         save()
