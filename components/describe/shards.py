@@ -29,11 +29,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from components.data.shards import ShardImage, UnreadableImage, shard_images
 from components.data.tables import parquet_rows
 from components.describe.checking import Edit, Reason, Rejection, check_text, clean
 from components.describe.describer import Describer, Outcome
 from components.describe.errors import DescribeError
-from components.features.source import ShardImage, UnreadableImage, shard_images
 
 PART_SCHEMA = pa.schema(
     [

@@ -25,9 +25,10 @@ import torch
 from torch import Tensor
 
 from components.config import MethodConfig, ModelsConfig
+from components.data.shards import UnreadableImage, shard_images
 from components.data.tables import parquet_rows
 from components.features.index import SHARDS, cache_settings, write_index
-from components.features.source import UnreadableImage, shard_images, source_pixels
+from components.features.source import source_pixels
 from components.features.store import (
     FeaturesError,
     shard_counts,

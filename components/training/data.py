@@ -34,9 +34,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from components.data.scales import scale_keys, scale_subset
+from components.data.shards import ShardImage, UnreadableImage, shard_images
 from components.data.tables import parquet_batches
 from components.features.index import FeatureCache
-from components.features.source import ShardImage, UnreadableImage, shard_images, source_pixels
+from components.features.source import source_pixels
 from components.features.store import FeaturesError, ShardFeatures, stack_samples
 
 log = logging.getLogger(__name__)
