@@ -148,9 +148,11 @@ def combined(before: dict, run: dict) -> dict:
 
 
 def commit() -> str:
-    """The checkout a stage ran on, "+changes" where it had uncommitted ones."""
+    """The checkout a stage ran on, "+changes" where it had uncommitted ones (results aside:
+    the benchmark rewrites them as it runs)."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True)
-    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT).returncode
+    changed = ["git", "diff", "--quiet", "HEAD", "--", ".", ":!benchmarks/results"]
+    dirty = subprocess.run(changed, cwd=ROOT).returncode
     return head.stdout.decode().strip() + ("+changes" if dirty else "")
 
 
