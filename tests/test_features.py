@@ -317,6 +317,38 @@ def test_a_shard_file_has_the_same_bytes_every_time_it_is_written(tmp_path):
         }
 
 
+def test_the_mapped_reader_reads_what_safetensors_wrote(tmp_path):
+    """ShardFeatures reads shard files through its own memory map (safetensors' reader keeps an
+    object alive per tensor it returns): every tensor, the header and a sample's rows must be
+    what safetensors itself reads, and a cut file must fail at open."""
+    generator = torch.Generator().manual_seed(0)
+    tensors = {
+        "t_o": torch.randn(3, 4, generator=generator).half(),
+        "t_e": torch.randn(3, 4, generator=generator).half(),
+        "z_src": torch.randn(3, 2, 2, 2, generator=generator).half(),
+        "prompt": torch.randn(3, 5, 4, generator=generator).half(),
+        "f_ins": torch.randn(6, 4, generator=generator).half(),
+        "ins_offsets": torch.tensor([0, 1, 4, 6]),
+    }
+    path = tmp_path / "shard.safetensors"
+    write_shard(path, ["c", "a", "b"], [7, -8, 9], tensors, {"cached": 3, "skipped": {}}, ["d"])
+    shard = ShardFeatures(path)
+    with safe_open(path, "pt") as handle:
+        names = handle.keys()
+        assert sorted(shard.handle.keys()) == sorted(names)
+        for name in names:
+            assert torch.equal(shard.handle.get_tensor(name), handle.get_tensor(name)), name
+        assert shard_metadata(shard.handle) == shard_metadata(handle)
+    sample = shard.sample("a")
+    assert torch.equal(sample["z_src"], tensors["z_src"][1])
+    assert torch.equal(sample["prompt"], tensors["prompt"][1])
+    assert torch.equal(sample["f_ins"], tensors["f_ins"][1:4])
+    assert shard.texts == [7, -8, 9] and shard.unreadable == {"d"}
+    path.write_bytes(path.read_bytes()[:-2])
+    with pytest.raises(FeaturesError, match="unreadable feature file .*where the header describes"):
+        ShardFeatures(path)
+
+
 def test_a_compact_scale_holds_the_samples_of_the_table(data):
     for count in (1, 7, 26):
         table = scale_samples(*data, count=count, seed=3, scale="test")
