@@ -196,22 +196,21 @@ def loader_pass(work: Path) -> None:
 
 
 def check_scales(work: Path) -> None:
-    """The nested-subset property on keys: each scale's samples are all in the next one's."""
+    """The nested-subset property on keys: each scale's samples are all in the next one's.
+    Scales are built smallest first, with two held at a time, as training holds one."""
     from components.config import load_params
     from components.training.data import scale_of
 
     params = load_params(work / "params.yaml")
     prepared, descriptions = work / "prepared", work / "descriptions" / "descriptions.parquet"
-    names = list(params.scales)
-    scales = {
-        name: scale_of(prepared, descriptions, params.scales[name], params.seed, name)
-        for name in names
-    }
-    for name, scale in scales.items():
-        assert len(np.unique(scale.keys)) == params.scales[name] == sum(scale.per_shard.values())
-    for small, large in zip(names, names[1:], strict=False):
-        assert scales[large].holds(scales[small].keys).all(), f"{small} is not inside {large}"
-    print(json.dumps({"nested": {name: len(scale) for name, scale in scales.items()}}))
+    smaller, sizes = None, {}
+    for name, count in params.scales.items():
+        scale = scale_of(prepared, descriptions, count, params.seed, name)
+        assert len(np.unique(scale.keys)) == count == sum(scale.per_shard.values())
+        if smaller is not None:
+            assert scale.holds(smaller.keys).all(), f"{smaller.name} is not inside {name}"
+        smaller, sizes[name] = scale, len(scale)
+    print(json.dumps({"nested": sizes}))
 
 
 def main() -> None:
