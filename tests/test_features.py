@@ -21,7 +21,13 @@ from components.features.shards import (
     finish,
     plan_features,
 )
-from components.features.store import FeaturesError, ShardFeatures, shard_metadata, write_shard
+from components.features.store import (
+    FeaturesError,
+    ShardFeatures,
+    shard_metadata,
+    shard_tensors,
+    write_shard,
+)
 from components.method.build import build_frozen_parts, build_region_edit_model
 from components.method.features import cacheable_features
 from components.training.data import (
@@ -347,6 +353,10 @@ def test_the_mapped_reader_reads_what_safetensors_wrote(tmp_path):
     path.write_bytes(path.read_bytes()[:-2])
     with pytest.raises(FeaturesError, match="unreadable feature file .*where the header describes"):
         ShardFeatures(path)
+    empty = tmp_path / "empty.safetensors"  # every image of the shard was unreadable
+    write_shard(empty, [], [], shard_tensors([]), {"cached": 0, "skipped": {}}, ["e"])
+    nothing = ShardFeatures(empty)
+    assert nothing.texts == [] and nothing.offsets == [0] and nothing.unreadable == {"e"}
 
 
 def test_a_compact_scale_holds_the_samples_of_the_table(data):

@@ -144,6 +144,8 @@ class MappedSafetensors:
     def rows(self, name: str, first: int, end: int) -> Tensor:
         """Rows first..end-1 of tensor `name` (along its first dimension), copied out."""
         start, shape, dtype = self.layout[name]
+        if end == first:  # a shard of no samples: an empty byte range views as no dtype
+            return torch.empty(0, *shape[1:], dtype=dtype)
         row = math.prod(shape[1:]) * dtype.itemsize
         raw = np.array(self.data[start + first * row : start + end * row])
         return torch.from_numpy(raw).view(dtype).reshape(end - first, *shape[1:])
