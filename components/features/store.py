@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -109,8 +108,7 @@ def shard_metadata(handle) -> dict:
 
 def shard_counts(path: Path) -> dict[str, object]:
     """The counts a shard's file was written with (so a reused shard reports the same)."""
-    with safe_open(path, "pt") as handle:
-        return shard_metadata(handle)["counts"]
+    return shard_metadata(MappedSafetensors(path))["counts"]
 
 
 class MappedSafetensors:

@@ -28,6 +28,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from torch import Tensor
@@ -102,26 +103,31 @@ def scale_of(prepared: Path, descriptions: Path, count: int, seed: int, name: st
     )
     described.sort()
     in_manifest = np.zeros(len(described), dtype=bool)  # one byte per sample, not a key copy
-    for batch in parquet_batches(prepared / "manifest.parquet", ["key"]):
-        keys = np.array(batch.column(0).to_pylist(), dtype=np.bytes_)
+    for listed, _ in _key_batches(prepared / "manifest.parquet", ["key"]):
         if len(described):
-            at = np.searchsorted(described, keys).clip(max=len(described) - 1)
-            in_manifest[at[described[at] == keys]] = True
+            at = np.searchsorted(described, listed).clip(max=len(described) - 1)
+            in_manifest[at[described[at] == listed]] = True
     keys = scale_keys(described[in_manifest], count, seed, name)
     del described, in_manifest
     keys.sort()
     scale, per_shard = Scale(name, descriptions, keys, {}), Counter()
-    for batch in parquet_batches(descriptions, ["key", "shard"]):
-        held = scale.holds(np.array(batch.column(0).to_pylist(), dtype=np.bytes_))
+    for listed, batch in _key_batches(descriptions, ["key", "shard"]):
+        held = scale.holds(listed)
         per_shard.update(np.array(batch.column(1).to_pylist(), dtype=object)[held].tolist())
     return Scale(name, descriptions, keys, dict(per_shard))
+
+
+def _key_batches(path: Path, columns: list[str]) -> Iterator[tuple[np.ndarray, pa.RecordBatch]]:
+    """Batches of `columns` (the first is `key`) of a parquet file, each with its keys as a
+    bytes array."""
+    for batch in parquet_batches(path, columns):
+        yield np.array(batch.column(0).to_pylist(), dtype=np.bytes_), batch
 
 
 def _keys(path: Path, columns: list[str], where=None) -> np.ndarray:
     """The `key` column of a parquet file as a bytes array, rows filtered by `where(batch)`."""
     parts = []
-    for batch in parquet_batches(path, columns):
-        keys = np.array(batch.column(0).to_pylist(), dtype=np.bytes_)
+    for keys, batch in _key_batches(path, columns):
         parts.append(keys if where is None else keys[where(batch).to_numpy(zero_copy_only=False)])
     return np.concatenate(parts) if parts else np.array([], dtype=np.bytes_)
 
