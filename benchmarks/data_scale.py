@@ -93,6 +93,25 @@ def write_params(work: Path, per_shard: int, side: int) -> Path:
     return path
 
 
+def check_models(params: Path) -> None:
+    """The models `features` loads, checked before the hours of writing, `prepare` and
+    `describe` that come before it: a missing folder names the command that builds it."""
+    from components.models.loading import (
+        OPEN_CLIP_LOCAL,
+        ModelLoadError,
+        checked_folder,
+        local_folder,
+    )
+
+    models = yaml.safe_load(params.read_text())["models"]
+    for key in ("clip", "instruction_encoder", "inpainting"):  # as the feature cache's index
+        if folder := local_folder(models[key].removeprefix(OPEN_CLIP_LOCAL)):
+            try:
+                checked_folder(ROOT / folder)
+            except ModelLoadError as error:
+                raise SystemExit(f"data_scale: models.{key}: {error}") from None
+
+
 def set_scales(params: Path, described: int) -> dict[str, int]:
     """Five nested scales, k/5 of 95 % of the described samples (the world's 640 of 660)."""
     largest = int(described * 0.95)
@@ -272,6 +291,8 @@ def main() -> None:
             "stages": {},
         }
     params = work / "params.yaml"
+    if not result["stages"].get("features", {}).get("done"):
+        check_models(params)
 
     def save() -> None:
         out.write_text(json.dumps(result, indent=2) + "\n")
