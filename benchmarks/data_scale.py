@@ -96,6 +96,8 @@ def write_params(work: Path, per_shard: int, side: int) -> Path:
 def check_models(params: Path) -> None:
     """The models `features` loads, checked before the hours of writing, `prepare` and
     `describe` that come before it: a missing folder names the command that builds it."""
+    from components.config import load_params
+    from components.features.index import cache_settings
     from components.models.loading import (
         OPEN_CLIP_LOCAL,
         ModelLoadError,
@@ -103,9 +105,9 @@ def check_models(params: Path) -> None:
         local_folder,
     )
 
-    models = yaml.safe_load(params.read_text())["models"]
-    for key in ("clip", "instruction_encoder", "inpainting"):  # as the feature cache's index
-        if folder := local_folder(models[key].removeprefix(OPEN_CLIP_LOCAL)):
+    values = load_params(params)
+    for key, spec in cache_settings(values.models, values.method)["models"].items():
+        if spec and (folder := local_folder(spec.removeprefix(OPEN_CLIP_LOCAL))):
             try:
                 checked_folder(ROOT / folder)
             except ModelLoadError as error:
