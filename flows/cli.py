@@ -91,17 +91,52 @@ def zoo(
 
 @app.command("world-zoo")
 def world_zoo(
-    out: Annotated[Path | None, typer.Option(help="output folder; default: models.world")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="output folder; default: models.world, or models.world_release"),
+    ] = None,
+    release: Annotated[
+        bool, typer.Option("--release", help="train the release's budget (world.release)")
+    ] = False,
+    work: Annotated[
+        Path, typer.Option(help="--release: training states and the fp32 models")
+    ] = Path("checkpoints/world-release"),
+    resume: Annotated[
+        bool, typer.Option(help="--release: go on from the states in --work")
+    ] = False,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Train the world's frozen models (DESIGN §10) on CPU: the method's CLIP, the metric CLIP
-    and the inpainting pipeline; `world.zoo` sets how long each trains."""
-    from flows.zoo import world_zoo_flow
-
+    """Train the world's frozen models (DESIGN §10): the method's CLIP, the metric CLIP and the
+    inpainting pipeline. Without --release, the quick budget `world.zoo` (the tests'
+    pipeline); with it, the release's budget `world.release`, resumably (README, The world's
+    release)."""
     settings = _load(params)
-    folder = out or Path(settings.models.world)
-    paths = world_zoo_flow(folder, settings.seed, settings.world)
-    typer.echo(f"world zoo: {', '.join(paths)} in {folder}")
+    if not release:
+        from flows.zoo import world_zoo_flow
+
+        folder = out or Path(settings.models.world)
+        names = world_zoo_flow(folder, settings.seed, settings.world)
+        typer.echo(f"world zoo: {', '.join(names)} in {folder}")
+        return
+    from flows.zoo import world_release_flow
+
+    states = work / "states"
+    if not resume and states.is_dir() and any(states.iterdir()):
+        typer.echo(
+            f"error: {states} holds a release training in progress; pass --resume to go on "
+            "with it, or delete the folder to start again",
+            err=True,
+        )
+        raise typer.Exit(2)
+    from components.world.zoo.resumable import ResumeError
+
+    folder = out or Path(settings.models.world_release)
+    try:
+        manifest = world_release_flow(folder, work, settings.seed, settings.world, settings.method)
+    except ResumeError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"world release in {folder}: {json.dumps(manifest['checks'])}")
 
 
 @app.command("world-checks")

@@ -17,7 +17,7 @@ from components.evaluation.labels import provenance
 from components.method.build import build_region_edit_model
 from components.world.checks import clip_check, inpainting_check
 from components.world.edits import held_out_edit
-from components.world.landscape import REGIONS, TERMS, region_losses, summarise
+from components.world.landscape import REGIONS, TERMS, gradient_aucs, region_losses, summarise
 from components.world.testsets import write_world
 
 NAMESPACE = "landscape"  # its own scenes: neither training's, the zoo's nor the test sets'
@@ -53,21 +53,23 @@ def world_checks_flow(params: Params, metrics: Path, landscape: Path) -> dict:
 def loss_landscape(params: Params, count: int, out: Path) -> dict:
     """L_CLIP and its terms for the ground-truth, empty, whole-image and random same-area
     regions of `count` held-out world edits (kinds in turn, half with a distractor), with the
-    method's frozen models and an untrained head (the head does not enter L_CLIP). Writes one
-    row per edit and region to `out` (CSV); return the means and win rates."""
+    method's frozen models and an untrained head (the head does not enter L_CLIP), and the
+    gradient's ranking of the ground-truth cells at the empty and the untrained head's region.
+    Writes one row per edit and region to `out` (CSV); return the means, win rates and AUCs."""
     torch.manual_seed(params.seed)
     model = build_region_edit_model(params.models, params.method).eval()
-    rows, table = [], []
+    rows, aucs, table = [], [], []
     for index in tqdm(range(count), desc="landscape", unit="edit"):
         edit = held_out_edit(params.seed, index, NAMESPACE)
         scores = region_losses(model, edit, params.seed * 1_000_003 + index)
+        aucs.append(gradient_aucs(model, edit, params.seed * 1_000_003 + index))
         rows.append(scores)
         for region in REGIONS:
             table.append(
                 {"edit": index, "kind": edit.kind, "distractor": edit.distractor, "region": region}
                 | scores[region]
             )
-    summary = {"edits": float(count), **summarise(rows)}
+    summary = {"edits": float(count), **summarise(rows, aucs)}
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, ["edit", "kind", "distractor", "region", *TERMS, "cells"])

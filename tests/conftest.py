@@ -188,11 +188,14 @@ def world_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     loaders are real, their outputs noise."""
     from components.config import WorldZooConfig
     from components.world.zoo.build import build_world_zoo
+    from components.world.zoo.resumable import RunSettings
 
     tiny = WorldZooConfig(
         scenes=32, clip_steps=2, metric_clip_steps=2, vae_steps=2, unet_steps=2, checks=2
     )
-    return build_world_zoo(tmp_path_factory.mktemp("world"), 0, 64, tiny, progress=False)
+    folder = tmp_path_factory.mktemp("world")
+    trained = build_world_zoo(folder, 0, 64, tiny, RunSettings(progress=False))
+    return {name: model.path for name, model in trained.items()}
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,14 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from components.method.losses import (
+    DIRECTION_FLOOR,
     ClipGuidanceLoss,
     RegionEditLoss,
     SemanticAlignmentLoss,
+    clip_direction_loss,
     cosine_distance,
     patch_similarity,
 )
@@ -46,7 +49,7 @@ def test_clip_guidance_by_hand():
     assert terms["clip_direction"].item() == pytest.approx(1.0)
     # Eq. 9 sums (I - ones)^2 over the N x N entries: two 1s among four
     assert terms["clip_structure"].item() == pytest.approx(2.0)
-    assert terms["clip_direction_left_out"].item() == 0
+    assert terms["clip_direction_floored"].item() == 0
 
 
 def test_patch_similarity_is_pairwise_cosine():
@@ -79,32 +82,46 @@ def test_structure_loss_is_a_sum_over_the_similarity_entries_not_a_mean():
     assert terms["clip_structure"].item() == pytest.approx(6.0)
 
 
-def test_direction_loss_leaves_out_samples_whose_edit_changed_nothing():
+def test_direction_loss_is_eq_8_above_the_floor_and_pulls_along_the_text_below_it():
     # sample 0 changed along the text direction ((0, 4) against (0, 3): distance 0); sample 1
-    # did not: it scores 1, the distance of a zero change, as a constant
+    # did not: it scores 1, no step along the direction, and is pulled along T_e - T_o
     i_res = t([3, 4], [0, 1]).requires_grad_(True)
     i_ori = t([3, 0], [0, 1])
     t_e, t_o = t([0, 6], [1, 0]), t([0, 3], [0, 1])
     f = torch.eye(2).unsqueeze(0).expand(2, 2, 2)
     terms = ClipGuidanceLoss()(i_res, i_ori, t_e, t_o, f, f)
     assert terms["clip_direction"].item() == pytest.approx(0.5)
-    assert terms["clip_direction_left_out"].item() == 1
+    assert terms["clip_direction_floored"].item() == 1
     terms["clip_direction"].backward()
     assert torch.isfinite(i_res.grad).all()
-    assert i_res.grad[1].abs().sum() == 0  # no gradient from an undefined direction
+    # the unchanged sample: -(T_e - T_o)/|T_e - T_o| / floor, over the batch of 2
+    pull = -torch.tensor([1.0, -1.0]) / 2**0.5 / DIRECTION_FLOOR / 2
+    assert torch.allclose(i_res.grad[1], pull)
     assert i_res.grad[0].abs().max() < 1.0
 
 
-def test_direction_loss_is_one_without_gradient_when_nothing_changed():
+def test_direction_loss_is_continuous_at_the_floor_and_its_gradient_bounded():
+    direction = torch.tensor([[0.6, 0.8]])
+    for scale in (0.5, 0.999, 1.0, 1.001, 2.0):  # changes around the floor, at 45 degrees
+        change = (torch.tensor([[1.0, 1.0]]) / 2**0.5 * DIRECTION_FLOOR * scale).requires_grad_()
+        loss, _ = clip_direction_loss(change, torch.zeros(1, 2), direction, torch.zeros(1, 2))
+        cosine = F.cosine_similarity(change, direction).item()
+        expected = 1 - cosine * min(scale, 1.0)  # 1 - cos above, shrunk linearly below
+        assert loss.item() == pytest.approx(expected, abs=1e-5), scale
+        loss.backward()
+        assert 0 < change.grad.norm().item() <= 1 / DIRECTION_FLOOR + 1e-4, scale
+
+
+def test_direction_loss_is_one_with_a_bounded_pull_when_nothing_changed():
     i = t([0, 1], [1, 0]).requires_grad_(True)
+    t_e, t_o = t([1, 0], [0, 1]), t([0, 1], [1, 0])
     terms = ClipGuidanceLoss()(
-        i,
-        i.detach(),
-        t([1, 0], [0, 1]),
-        t([0, 1], [1, 0]),
-        *[torch.eye(2).unsqueeze(0).expand(2, 2, 2)] * 2,
+        i, i.detach(), t_e, t_o, *[torch.eye(2).unsqueeze(0).expand(2, 2, 2)] * 2
     )
     assert terms["clip_direction"].item() == 1.0  # an empty edit is no step along the direction
-    assert terms["clip_direction_left_out"].item() == 2
+    assert terms["clip_direction_floored"].item() == 2
     terms["clip_direction"].backward()
-    assert i.grad.abs().sum() == 0
+    assert torch.isfinite(i.grad).all()
+    # descending the loss moves each embedding along its own T_e - T_o
+    assert (-(i.grad * (t_e - t_o)).sum(-1) > 0).all()
+    assert i.grad.norm(dim=-1).max().item() == pytest.approx(1 / DIRECTION_FLOOR / 2)

@@ -74,7 +74,7 @@ def test_empty_hard_mask_still_learns(zoo_params):
     model = fresh_model(zoo_params)
     out, norm = clip_gradient_norm(model, output_bias=-4.0)
     assert out.mask.sum() == 0 and out.proposal.sum() > 0
-    assert out.terms["clip_direction_left_out"] == 2  # the edit changed nothing: no direction
+    assert out.terms["clip_direction_floored"] == 2  # the edit changed nothing: floored
     assert model.head.region_probability.mlp[-1].bias.grad.abs() > 0
 
 
@@ -87,13 +87,16 @@ def test_an_empty_mask_does_not_blow_up_the_gradient(zoo_params, head):
     assert math.isfinite(empty) and empty < 10 * normal
 
 
-def _train_head_towards(model, target, output_bias, steps=15, lr=0.05):
+def _train_head_towards(model, target, output_bias, steps=15, lr=0.05, origin=None):
     """Train the head's parameters on L_CLIP through the whole method (instruction -> head ->
     mask -> proposal -> frozen generator -> composition -> CLIP), with `target` standing in
-    for T_e. Returns the hard mask's fraction of the image before each step, and after."""
+    for T_e (and `origin`, if given, for T_o). Returns the hard mask's fraction of the image
+    before each step, and after."""
     images, t_o, t_ins, t_e = demo_edit_batch(2, 64)
     cached = cacheable_features(model.encoders, model.generator, images, t_o, t_ins, t_e, 64)
     cached = dataclasses.replace(cached, t_e=target)
+    if origin is not None:
+        cached = dataclasses.replace(cached, t_o=origin)
     with torch.no_grad():
         model.head.region_probability.mlp[-1].bias.fill_(output_bias)
     optimizer = torch.optim.Adam(model.head.parameters(), lr=lr)
@@ -135,6 +138,18 @@ def test_mask_grows_from_empty_when_the_target_is_generated_content(
     fractions = _train_head_towards(model, target, output_bias=-4.0)
     print("mask fraction, growing:", " ".join(f"{f:.3f}" for f in fractions))
     assert fractions[0] == 0.0  # an empty hard mask: only the proposal is generated
+    assert fractions[-1] > 0.25
+
+
+def test_mask_grows_from_empty_on_the_direction_term_alone(zoo_params, generated_everywhere):
+    # L_CLIPd alone, asked to move from the source towards generated content: at an empty
+    # region its floored change still pulls along T_e - T_o (an unfloored Eq. 8 gives no
+    # gradient there, and the head stays empty)
+    target, source = generated_everywhere
+    model = fresh_model(zoo_params, lambda_g=0.0, lambda_s=0.0)
+    fractions = _train_head_towards(model, target, output_bias=-4.0, origin=source)
+    print("mask fraction, growing on L_CLIPd:", " ".join(f"{f:.3f}" for f in fractions))
+    assert fractions[0] == 0.0
     assert fractions[-1] > 0.25
 
 

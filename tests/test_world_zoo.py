@@ -24,10 +24,11 @@ from components.models.generators import load_generator_parts
 from components.models.loading import load_clip
 from components.world.checks import clip_check, inpainting_check
 from components.world.edits import world_session
-from components.world.landscape import random_cells, region_losses
+from components.world.landscape import gradient_aucs, random_cells, ranking_auc, region_losses
 from components.world.zoo.build import METHOD_CLIP
 from components.world.zoo.clip import ClipTraining, train_clip
 from components.world.zoo.inpainting import CONTEXT, clip_tokenizer
+from components.world.zoo.resumable import RunSettings
 from components.world.zoo.scenes import ScenePool, swapped_captions
 
 
@@ -80,8 +81,9 @@ def test_the_generators_tokenizer_is_openai_clips_bpe():
 
 def test_clip_training_is_deterministic(tmp_path):
     pool = ScenePool.draw(0, 16, 64, "zoo")
+    quiet = RunSettings(progress=False)
     folders = [
-        train_clip(tmp_path / name, METHOD_CLIP, pool, ClipTraining(2, batch=4), 0, False)
+        train_clip(tmp_path / name, METHOD_CLIP, pool, ClipTraining(2, batch=4), 0, quiet)[0]
         for name in ("a", "b")
     ]
     weights = [(f / "open_clip_model.safetensors").read_bytes() for f in folders]
@@ -123,6 +125,30 @@ def test_the_landscape_scores_each_region_with_the_training_steps_losses(world_p
     # the empty region changes nothing: no structure change, and no step along T_e - T_o
     assert scores["empty"]["clip_structure"] == 0.0
     assert scores["empty"]["clip_direction"] == 1.0
+
+
+def test_the_ranking_auc_counts_ordered_pairs():
+    scores = np.array([3.0, 2.0, 1.0, 0.0, 1.0])
+    positive = np.array([True, False, True, False, False])
+    # positives 3 and 1 against negatives 2, 0, 1: 3 wins thrice, 1 beats 0 and ties 1
+    assert ranking_auc(scores, positive) == pytest.approx((3 + 1.5) / 6)
+    assert ranking_auc(-scores, positive) == pytest.approx(1 - (3 + 1.5) / 6)
+    assert np.isnan(ranking_auc(scores, np.ones(5, bool)))
+
+
+def test_the_gradient_on_p_region_is_ranked_at_the_empty_and_the_untrained_region(world_params):
+    torch.manual_seed(0)
+    model = build_region_edit_model(world_params.models, world_params.method).eval()
+    (edit,) = world_session(0, 0, "recolour", distractor=True, namespace="landscape")
+    aucs = gradient_aucs(model, edit, seed=0)
+    assert set(aucs) == {"empty", "untrained_head"}
+    for start in aucs.values():
+        assert set(start) == {"clip_global", "clip_direction", "clip_structure", "clip"}
+        assert all(0.0 <= auc <= 1.0 for auc in start.values())
+    # at the empty region L_CLIPd's floor still pulls: its gradient is not zero on every cell
+    # (which would tie every cell, an AUC of exactly 0.5)
+    assert aucs["empty"]["clip_direction"] != 0.5
+    assert model.head.region_probability.mlp[-1].bias.grad is None  # P_region only
 
 
 def test_grid_cells_hold_every_pixel_of_the_region():

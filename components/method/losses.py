@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# L_CLIPd leaves out a sample whose edit moved its CLIP image embedding by less than this
-# (unit-length embeddings): the direction of a zero change is undefined, and 1 - cos of a
-# near-zero vector has a gradient of order 1/|I_res - I_ori| (about 1e8 for an exact zero).
-MIN_DIRECTION_CHANGE = 1e-4
+# L_CLIPd's floor on |I_res - I_ori| (unit-length embeddings): 1 - cos of a change this small
+# has a gradient of order 1/|change|, 1e8 at an exact zero, so below it the loss goes on along
+# the same line instead (README, The method: where the equations leave a gap).
+DIRECTION_FLOOR = 0.05
 
 
 def cosine_distance(a: Tensor, b: Tensor) -> Tensor:
@@ -23,20 +23,19 @@ def patch_similarity(tokens: Tensor) -> Tensor:
 
 
 def clip_direction_loss(
-    i_res: Tensor, i_ori: Tensor, t_e: Tensor, t_o: Tensor
+    i_res: Tensor, i_ori: Tensor, t_e: Tensor, t_o: Tensor, floor: float = DIRECTION_FLOOR
 ) -> tuple[Tensor, Tensor]:
-    """Eq. 8, batch mean; and the count of samples left out.
+    """Eq. 8 with the change's norm floored, batch mean; and the count of floored samples.
 
-    A sample whose edit changed nothing has no direction: it scores 1, the distance that
-    1 - cos gives a zero vector (no step along T_e - T_o), as a constant. It is indexed away
-    before the cosine, not multiplied by zero, so it contributes no gradient at all (no 0 * inf),
-    and an empty region is not scored as a perfect direction."""
+    1 - (I_res - I_ori) . (T_e - T_o) / (max(|I_res - I_ori|, floor) |T_e - T_o|): exactly
+    1 - cos at or above the floor, linear in the change below it. An edit that changed nothing
+    scores 1, as before, but now with a bounded pull (1 / floor) along T_e - T_o instead of none,
+    so an empty region is not a state the head cannot leave."""
     change = i_res - i_ori
-    kept = change.detach().norm(dim=-1) >= MIN_DIRECTION_CHANGE
-    left_out = (~kept).sum().to(i_res.dtype)
-    unmoved = change.sum(dim=-1) * 0.0 + 1.0  # in the graph, with a zero gradient
-    moved = cosine_distance(change[kept], (t_e - t_o)[kept])
-    return unmoved.index_put((kept.nonzero(as_tuple=True)[0],), moved).mean(), left_out
+    norm = change.norm(dim=-1)
+    floored = (norm.detach() < floor).sum().to(i_res.dtype)
+    direction = F.normalize(t_e - t_o, dim=-1)
+    return (1.0 - (change * direction).sum(-1) / norm.clamp(min=floor)).mean(), floored
 
 
 def clip_structure_loss(f_res: Tensor, f_img: Tensor) -> Tensor:
@@ -57,18 +56,18 @@ class SemanticAlignmentLoss(nn.Module):
 class ClipGuidanceLoss(nn.Module):
     """Eqs. 7-10 on the composed result: global, directional and structural CLIP terms.
 
-    `clip_direction_left_out` counts the samples of the batch that L_CLIPd left out (no change
-    to read a direction from); it is logged, never weighted."""
+    `clip_direction_floored` counts the samples of the batch whose edit moved the image
+    embedding by less than L_CLIPd's floor; it is logged, never weighted."""
 
     def forward(
         self, i_res: Tensor, i_ori: Tensor, t_e: Tensor, t_o: Tensor, f_res: Tensor, f_img: Tensor
     ) -> dict[str, Tensor]:
-        direction, left_out = clip_direction_loss(i_res, i_ori, t_e, t_o)
+        direction, floored = clip_direction_loss(i_res, i_ori, t_e, t_o)
         return {
             "clip_global": cosine_distance(i_res, t_e).mean(),  # L_CLIPg (Eq. 7)
             "clip_direction": direction,  # L_CLIPd (Eq. 8)
             "clip_structure": clip_structure_loss(f_res, f_img),  # L_CLIPs (Eq. 9)
-            "clip_direction_left_out": left_out,
+            "clip_direction_floored": floored,
         }
 
 

@@ -25,7 +25,7 @@ LOSS_COLUMNS = (
     "clip_global",
     "clip_direction",
     "clip_structure",
-    "clip_direction_left_out",  # samples L_CLIPd left out: their edit changed nothing
+    "clip_direction_floored",  # samples whose edit moved I_res by less than L_CLIPd's floor
     "mask_fraction",
     "empty_masks",  # samples whose hard mask is empty
     "grad_norm",  # the head's gradient norm before clipping (train.gradient_clip_val)

@@ -9,12 +9,19 @@ instruction encoder, the describe models and DINO stay the tiny random ones of
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from components.config import WorldZooConfig
-from components.world.zoo.clip import ClipTraining, train_clip
+import open_clip
+from diffusers import StableDiffusionInpaintPipeline
+
+from components.config import MethodConfig, WorldZooConfig
+from components.world.checks import HELD_OUT, NAMESPACE, inpainting_check
+from components.world.zoo.clip import ClipTraining, swapped_caption_accuracy, train_clip
 from components.world.zoo.inpainting import CONTEXT, InpaintingTraining, train_inpainting
+from components.world.zoo.resumable import ONE_PROCESS, RunSettings, TrainingState
 from components.world.zoo.scenes import ScenePool
 
 VOCAB = 49408  # OpenAI CLIP's BPE, the tokenizer open_clip's local-dir models get
@@ -42,19 +49,73 @@ METRIC_CLIP: dict[str, Any] = {  # another shape: 16-pixel patches (4x4), narrow
 }
 
 
+class Trained(NamedTuple):
+    path: Path
+    state: TrainingState  # its wall time and check curve
+
+
 def build_world_zoo(
-    out: Path, seed: int, side: int, cfg: WorldZooConfig, progress: bool = True
-) -> dict[str, Path]:
-    """Train the world's models into `out/clip`, `out/metric-clip` and `out/sd-inpainting`."""
+    out: Path,
+    seed: int,
+    side: int,
+    cfg: WorldZooConfig,
+    run: RunSettings = ONE_PROCESS,
+    method: MethodConfig | None = None,
+) -> dict[str, Trained]:
+    """Train the world's models into `out/clip`, `out/metric-clip` and `out/sd-inpainting`;
+    each model's folder and training state (its wall time and check curve). With `run.curve_points`,
+    each model's own check is measured along its training: the CLIPs' swapped-caption
+    accuracy, and the inpainter's edit success in the ground-truth region under `method`'s
+    sampler settings."""
     pool = ScenePool.draw(seed, cfg.scenes, side, "zoo")
     clips = {
-        "clip": (METHOD_CLIP, ClipTraining(cfg.clip_steps), seed),
-        "metric-clip": (METRIC_CLIP, ClipTraining(cfg.metric_clip_steps), seed + 1),
+        "clip": (METHOD_CLIP, seed),
+        "metric-clip": (METRIC_CLIP, seed + 1),
     }
-    paths = {
-        name: train_clip(out / name, config, pool, training, clip_seed, progress)
-        for name, (config, training, clip_seed) in clips.items()
-    }
-    training = InpaintingTraining(cfg.vae_steps, cfg.unet_steps)
-    paths["sd-inpainting"] = train_inpainting(out / "sd-inpainting", pool, training, seed, progress)
-    return paths
+    steps = {"clip": cfg.clip_steps, "metric-clip": cfg.metric_clip_steps}
+    trained = {}
+    for name, (config, clip_seed) in clips.items():
+        training = ClipTraining(steps[name], batch=cfg.clip_batch, lr=cfg.clip_lr)
+        check = _clip_curve(seed, side) if run.curve_points else None
+        trained[name] = Trained(
+            *train_clip(out / name, config, pool, training, clip_seed, run, check)
+        )
+    training = InpaintingTraining(
+        cfg.vae_steps,
+        cfg.unet_steps,
+        batch=cfg.unet_batch,
+        vae_batch=cfg.vae_batch,
+        vae_lr=cfg.vae_lr,
+        unet_lr=cfg.unet_lr,
+    )
+    check = _inpainting_curve(method or MethodConfig(), seed, side, cfg.checks)
+    trained["sd-inpainting"] = Trained(
+        *train_inpainting(
+            out / "sd-inpainting", pool, training, seed, run, check if run.curve_points else None
+        )
+    )
+    return trained
+
+
+def _clip_curve(seed: int, side: int) -> Callable[[open_clip.CLIP], float]:
+    held_out = ScenePool.draw(seed, HELD_OUT, side, NAMESPACE)
+    tokenizer = open_clip.SimpleTokenizer(context_length=CONTEXT)
+
+    def check(model: open_clip.CLIP) -> float:
+        accuracy = swapped_caption_accuracy(model.eval(), tokenizer, held_out, seed)
+        model.train()
+        return round(accuracy, 4)
+
+    return check
+
+
+def _inpainting_curve(
+    method: MethodConfig, seed: int, side: int, count: int
+) -> Callable[[StableDiffusionInpaintPipeline], float]:
+    def check(pipeline: StableDiffusionInpaintPipeline) -> float:
+        with tempfile.TemporaryDirectory() as folder:
+            pipeline.save_pretrained(folder, safe_serialization=True)
+            scores = inpainting_check(folder, method, seed, side, count, progress=False)
+        return scores["inpainting/edit_success_ground_truth"]
+
+    return check

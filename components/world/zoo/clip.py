@@ -9,6 +9,7 @@ open_clip's local-dir format, loaded by the same `load_clip` as ViT-L/14.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ from typing import Any
 import open_clip
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
+from components.world.zoo.resumable import ONE_PROCESS, RunSettings, TrainingState
 from components.world.zoo.scenes import ScenePool, swapped_captions
 from components.world.zoo.schedules import warmup_cosine
 from components.zoo.clip import save_open_clip
@@ -38,9 +39,11 @@ def train_clip(
     pool: ScenePool,
     training: ClipTraining,
     seed: int,
-    progress: bool = True,
-) -> Path:
-    """Train an open_clip CLIP of `model_cfg` on `pool` and save it to `out`."""
+    run: RunSettings = ONE_PROCESS,
+    check: Callable[[open_clip.CLIP], float] | None = None,
+) -> tuple[Path, TrainingState]:
+    """Train an open_clip CLIP of `model_cfg` on `pool` and save it to `out`; `check` scores
+    the model at `run.curve_points` steps along the way (its curve is in the returned state)."""
     torch.manual_seed(seed)
     model = open_clip.CLIP(**model_cfg)
     # open_clip's bundled BPE, as `get_tokenizer("local-dir:...")` gives for the saved model
@@ -52,8 +55,16 @@ def train_clip(
         random.Random(f"regionedit-world-clip:{seed}"),
         torch.Generator().manual_seed(seed),
     )
+    state = run.state(
+        out.name,
+        {"model_cfg": model_cfg, "training": training, "seed": seed},
+        {"model": model, "optimiser": optimiser, "schedule": schedule},
+        {"sampler": sampler},
+        {"captions": rng},
+    )
+    start = state.restore()
     model.train()
-    for _ in tqdm(range(training.steps), desc="clip", unit="step", disable=not progress):
+    for step in run.steps(out.name, start, training.steps):
         index = torch.randint(len(pool), (training.batch,), generator=sampler)
         captions = pool.captions(index)
         negatives = [
@@ -73,7 +84,12 @@ def train_clip(
         schedule.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, 4.6052)  # CLIP's cap: a temperature of 1/100
-    return save_open_clip(out, model_cfg, seed, model.eval())
+        if check is not None and run.on_curve(step + 1, training.steps):
+            state.curve.append(
+                {"step": step + 1, "check": check(model), "wall_s": round(state.elapsed(), 1)}
+            )
+        state.tick(step + 1, last=step + 1 == training.steps)
+    return save_open_clip(out, model_cfg, seed, model.eval()), state
 
 
 @torch.no_grad()

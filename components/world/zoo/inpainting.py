@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +38,9 @@ from diffusers import (
     UNet2DConditionModel,
 )
 from scipy.ndimage import binary_dilation
-from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from components.world.zoo.resumable import ONE_PROCESS, RunSettings, TrainingState
 from components.world.zoo.scenes import ScenePool
 from components.world.zoo.schedules import warmup_cosine
 
@@ -63,11 +64,18 @@ class InpaintingTraining:
 
 
 def train_inpainting(
-    out: Path, pool: ScenePool, training: InpaintingTraining, seed: int, progress: bool = True
-) -> Path:
-    """Train the VAE, then the UNet and text encoder, on `pool`; save the pipeline to `out`."""
+    out: Path,
+    pool: ScenePool,
+    training: InpaintingTraining,
+    seed: int,
+    run: RunSettings = ONE_PROCESS,
+    check: Callable[[StableDiffusionInpaintPipeline], float] | None = None,
+) -> tuple[Path, TrainingState]:
+    """Train the VAE, then the UNet and text encoder, on `pool`; save the pipeline to `out`.
+    `check` scores the pipeline at `run.curve_points` steps of the UNet's training (the curve
+    is in the returned state)."""
     side = pool.pixels.shape[1]
-    vae = _train_vae(pool, training, seed, progress)
+    vae = _train_vae(pool, training, seed, run)
     tokenizer = clip_tokenizer()
     torch.manual_seed(seed + 1)
     text_encoder = CLIPTextModel(
@@ -98,21 +106,34 @@ def train_inpainting(
     noise_schedule = DDPMScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False
     )  # SD 1.5's schedule
-    _train_unet(unet, text_encoder, tokenizer, vae, noise_schedule, pool, training, seed, progress)
-    pipeline = StableDiffusionInpaintPipeline(
-        vae=vae.eval(),
-        text_encoder=text_encoder.eval(),
-        tokenizer=tokenizer,
-        unet=unet.eval(),
-        scheduler=DDIMScheduler.from_config(
-            noise_schedule.config, set_alpha_to_one=False, steps_offset=1
-        ),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipeline.save_pretrained(out, safe_serialization=True)
-    return out
+    parts = _UnetParts(unet, text_encoder, tokenizer, vae, noise_schedule)
+    state = _train_unet(parts, pool, training, seed, run, check)
+    parts.pipeline().save_pretrained(out, safe_serialization=True)
+    return out, state
+
+
+@dataclass
+class _UnetParts:
+    unet: UNet2DConditionModel
+    text_encoder: CLIPTextModel
+    tokenizer: CLIPTokenizer
+    vae: AutoencoderKL
+    noise_schedule: DDPMScheduler
+
+    def pipeline(self) -> StableDiffusionInpaintPipeline:
+        """The parts as SD 1.5 inpainting is shipped (in eval mode), with a DDIM sampler."""
+        return StableDiffusionInpaintPipeline(
+            vae=self.vae.eval(),
+            text_encoder=self.text_encoder.eval(),
+            tokenizer=self.tokenizer,
+            unet=self.unet.eval(),
+            scheduler=DDIMScheduler.from_config(
+                self.noise_schedule.config, set_alpha_to_one=False, steps_offset=1
+            ),
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
 
 
 def clip_tokenizer(context: int = CONTEXT) -> CLIPTokenizer:
@@ -131,7 +152,7 @@ def clip_tokenizer(context: int = CONTEXT) -> CLIPTokenizer:
 
 
 def _train_vae(
-    pool: ScenePool, training: InpaintingTraining, seed: int, progress: bool
+    pool: ScenePool, training: InpaintingTraining, seed: int, run: RunSettings
 ) -> AutoencoderKL:
     torch.manual_seed(seed)
     vae = AutoencoderKL(
@@ -153,9 +174,15 @@ def _train_vae(
     optimiser = torch.optim.AdamW(vae.parameters(), lr=training.vae_lr)
     schedule = warmup_cosine(optimiser, training.vae_steps, training.warmup)
     sampler = torch.Generator().manual_seed(seed)
-    for _ in tqdm(
-        range(training.vae_steps), desc="vae", unit="step", disable=not progress, mininterval=10
-    ):
+    state = run.state(
+        "vae",
+        {"training": training, "seed": seed, "side": pool.pixels.shape[1]},
+        {"vae": vae, "optimiser": optimiser, "schedule": schedule},
+        {"sampler": sampler},
+        {},
+    )
+    start = state.restore()
+    for step in run.steps("vae", start, training.vae_steps):
         x = pool.images(torch.randint(len(pool), (training.vae_batch,), generator=sampler))
         x = x * 2 - 1
         posterior = vae.encode(x).latent_dist
@@ -165,6 +192,7 @@ def _train_vae(
         loss.backward()
         optimiser.step()
         schedule.step()
+        state.tick(step + 1, last=step + 1 == training.vae_steps)
     vae.eval().requires_grad_(False)
     with torch.no_grad():
         index = torch.arange(min(len(pool), 512))
@@ -174,16 +202,15 @@ def _train_vae(
 
 
 def _train_unet(
-    unet: UNet2DConditionModel,
-    text_encoder: CLIPTextModel,
-    tokenizer: CLIPTokenizer,
-    vae: AutoencoderKL,
-    noise_schedule: DDPMScheduler,
+    parts: _UnetParts,
     pool: ScenePool,
     training: InpaintingTraining,
     seed: int,
-    progress: bool,
-) -> None:
+    run: RunSettings,
+    check: Callable[[StableDiffusionInpaintPipeline], float] | None,
+) -> TrainingState:
+    unet, text_encoder, tokenizer, vae = parts.unet, parts.text_encoder, parts.tokenizer, parts.vae
+    noise_schedule = parts.noise_schedule
     parameters = [*unet.parameters(), *text_encoder.parameters()]
     optimiser = torch.optim.AdamW(parameters, lr=training.unet_lr, weight_decay=0.01)
     schedule = warmup_cosine(optimiser, training.unet_steps, training.warmup)
@@ -193,14 +220,16 @@ def _train_unet(
         random.Random(f"regionedit-world-masks:{seed}"),
     )
     scale = vae.config.scaling_factor
+    state = run.state(
+        "unet",
+        {"training": training, "seed": seed, "side": pool.pixels.shape[1]},
+        {"unet": unet, "text_encoder": text_encoder, "optimiser": optimiser, "schedule": schedule},
+        {"sampler": sampler},
+        {"masks": rng},
+    )
+    start = state.restore()
     unet.train(), text_encoder.train()
-    for _ in tqdm(
-        range(training.unet_steps),
-        desc="inpainting",
-        unit="step",
-        disable=not progress,
-        mininterval=10,
-    ):
+    for step in run.steps("inpainting", start, training.unet_steps):
         index = torch.randint(len(pool), (training.batch,), generator=sampler)
         x = pool.images(index) * 2 - 1
         mask = torch.from_numpy(np.stack([_training_mask(pool, i, rng) for i in index.tolist()]))
@@ -226,6 +255,17 @@ def _train_unet(
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimiser.step()
         schedule.step()
+        if check is not None and run.on_curve(step + 1, training.unet_steps):
+            state.curve.append(
+                {
+                    "step": step + 1,
+                    "check": check(parts.pipeline()),
+                    "wall_s": round(state.elapsed(), 1),
+                }
+            )
+            unet.train(), text_encoder.train()
+        state.tick(step + 1, last=step + 1 == training.unet_steps)
+    return state
 
 
 def _training_mask(pool: ScenePool, index: int, rng: random.Random) -> np.ndarray:
