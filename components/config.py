@@ -45,6 +45,7 @@ class WorldZooConfig(_Strict):
     metric_clip_steps: int = Field(200, ge=1)  # the metric CLIP
     vae_steps: int = Field(1000, ge=1)  # the inpainter's VAE
     unet_steps: int = Field(800, ge=1)  # the inpainter's UNet and text encoder
+    instruction_steps: int = Field(0, ge=0)  # the T5 instruction encoder; 0: models/zoo's random
     clip_batch: int = Field(64, ge=2)  # images a CLIP step (each with its swapped captions)
     clip_lr: float = Field(1e-3, gt=0)  # both CLIPs' peak learning rate
     vae_batch: int = Field(8, ge=1)

@@ -7,11 +7,14 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 
 from components.config import MethodConfig, WorldConfig
-from components.world.checks import clip_check, inpainting_check
+from components.models.loading import load_clip, load_instruction_encoder
+from components.world.checks import HELD_OUT, NAMESPACE, clip_check, inpainting_check
 from components.world.zoo.build import Trained, build_world_zoo
 from components.world.zoo.curves import plot_curves
+from components.world.zoo.instruction import instruction_check
 from components.world.zoo.release import CURVES, record_checks, release_size, write_release
 from components.world.zoo.resumable import RunSettings
+from components.world.zoo.scenes import ScenePool
 from components.zoo.build import build_zoo
 
 
@@ -53,7 +56,14 @@ def train_release_models(
 @task(name="check-world-release")
 def check_release(out: Path, seed: int, world: WorldConfig, method: MethodConfig) -> dict:
     """Each model's check, measured on the fp16 release as every user loads it."""
-    return {
+    instruction = {}
+    if (out / "instruction-encoder").is_dir():
+        tokenizer, encoder = load_instruction_encoder(str(out / "instruction-encoder"))
+        clip = load_clip(f"local-dir:{out / 'clip'}")[0].eval()
+        held_out = ScenePool.draw(seed, HELD_OUT, world.side, NAMESPACE)
+        accuracy = instruction_check(encoder.eval(), tokenizer, clip, held_out, seed)
+        instruction["instruction_encoder/swapped_caption_accuracy"] = accuracy
+    return instruction | {
         "clip/swapped_caption_accuracy": clip_check(f"local-dir:{out / 'clip'}", seed, world.side),
         "metric_clip/swapped_caption_accuracy": clip_check(
             f"local-dir:{out / 'metric-clip'}", seed, world.side

@@ -4,15 +4,21 @@ vouches for."""
 
 from __future__ import annotations
 
+import open_clip
 import pytest
 import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from components.models.loading import load_clip
+from components.models.loading import load_clip, load_instruction_encoder
 from components.world.zoo.build import METHOD_CLIP
 from components.world.zoo.clip import ClipTraining, train_clip
 from components.world.zoo.inpainting import InpaintingTraining, train_inpainting
+from components.world.zoo.instruction import (
+    InstructionTraining,
+    instruction_check,
+    train_instruction_encoder,
+)
 from components.world.zoo.release import read_manifest, verify_release, write_release
 from components.world.zoo.resumable import ResumeError, RunSettings
 from components.world.zoo.scenes import ScenePool
@@ -27,7 +33,7 @@ def killed_at_first_check():
     """A curve check that kills the run the first time it is called, and scores 0 after."""
     calls = []
 
-    def check(_model) -> float:
+    def check(*_model) -> float:
         calls.append(1)
         if len(calls) == 1:
             raise Killed
@@ -131,3 +137,26 @@ def test_the_command_will_not_start_over_a_training_in_progress(tmp_path):
     done = CliRunner().invoke(app, ["world-zoo", "--release", "--work", str(tmp_path / "work")])
     assert done.exit_code == 2
     assert "--resume" in done.stderr and str(states) in done.stderr
+
+
+def test_the_instruction_encoder_trains_resumably_in_clips_space(tmp_path, pool):
+    torch.manual_seed(0)
+    clip = open_clip.CLIP(**METHOD_CLIP)
+    training = InstructionTraining(4, batch=4, warmup=2)
+    straight, _ = train_instruction_encoder(
+        tmp_path / "straight", clip, pool, training, 0, RunSettings(progress=False)
+    )
+    run = RunSettings(tmp_path / "work", every_s=0, curve_points=2, progress=False)
+    check = killed_at_first_check()
+    with pytest.raises(Killed):
+        train_instruction_encoder(tmp_path / "resumed", clip, pool, training, 0, run, check)
+    resumed, _ = train_instruction_encoder(
+        tmp_path / "resumed", clip, pool, training, 0, run, check
+    )
+    tokenizer, encoder = load_instruction_encoder(str(resumed))  # as google/flan-t5-base loads
+    assert encoder.config.d_model == clip.visual.output_dim  # the method's projection: identity
+    assert tokenizer.tokenize("make the red circle green")[-3:] == ["▁red", "▁circle", "▁green"]
+    a, b = (load_file(folder / "model.safetensors") for folder in (straight, resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    accuracy = instruction_check(encoder, tokenizer, clip, pool, 0)
+    assert 0.0 <= accuracy <= 1.0

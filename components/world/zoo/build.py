@@ -16,11 +16,18 @@ from typing import Any, NamedTuple
 
 import open_clip
 from diffusers import StableDiffusionInpaintPipeline
+from transformers import T5EncoderModel, T5Tokenizer
 
 from components.config import MethodConfig, WorldZooConfig
+from components.models.loading import load_clip
 from components.world.checks import HELD_OUT, NAMESPACE, inpainting_check
 from components.world.zoo.clip import ClipTraining, swapped_caption_accuracy, train_clip
 from components.world.zoo.inpainting import CONTEXT, InpaintingTraining, train_inpainting
+from components.world.zoo.instruction import (
+    InstructionTraining,
+    instruction_check,
+    train_instruction_encoder,
+)
 from components.world.zoo.resumable import ONE_PROCESS, RunSettings, TrainingState
 from components.world.zoo.scenes import ScenePool
 
@@ -62,7 +69,8 @@ def build_world_zoo(
     run: RunSettings = ONE_PROCESS,
     method: MethodConfig | None = None,
 ) -> dict[str, Trained]:
-    """Train the world's models into `out/clip`, `out/metric-clip` and `out/sd-inpainting`;
+    """Train the world's models into `out/clip`, `out/metric-clip`, `out/instruction-encoder`
+    (when `cfg.instruction_steps`) and `out/sd-inpainting`;
     each model's folder and training state (its wall time and check curve). With `run.curve_points`,
     each model's own check is measured along its training: the CLIPs' swapped-caption
     accuracy, and the inpainter's edit success in the ground-truth region under `method`'s
@@ -79,6 +87,15 @@ def build_world_zoo(
         check = _clip_curve(seed, side) if run.curve_points else None
         trained[name] = Trained(
             *train_clip(out / name, config, pool, training, clip_seed, run, check)
+        )
+    if cfg.instruction_steps:
+        clip = load_clip(f"local-dir:{trained['clip'].path}")[0]
+        check = _instruction_curve(clip, seed, side) if run.curve_points else None
+        training = InstructionTraining(cfg.instruction_steps, batch=cfg.clip_batch, lr=cfg.clip_lr)
+        trained["instruction-encoder"] = Trained(
+            *train_instruction_encoder(
+                out / "instruction-encoder", clip, pool, training, seed, run, check
+            )
         )
     training = InpaintingTraining(
         cfg.vae_steps,
@@ -107,6 +124,13 @@ def _clip_curve(seed: int, side: int) -> Callable[[open_clip.CLIP], float]:
         return round(accuracy, 4)
 
     return check
+
+
+def _instruction_curve(
+    clip: open_clip.CLIP, seed: int, side: int
+) -> Callable[[T5EncoderModel, T5Tokenizer], float]:
+    held_out = ScenePool.draw(seed, HELD_OUT, side, NAMESPACE)
+    return lambda encoder, tokenizer: instruction_check(encoder, tokenizer, clip, held_out, seed)
 
 
 def _inpainting_curve(

@@ -48,7 +48,7 @@ def train_clip(
     model = open_clip.CLIP(**model_cfg)
     # open_clip's bundled BPE, as `get_tokenizer("local-dir:...")` gives for the saved model
     tokenizer = open_clip.SimpleTokenizer(context_length=model_cfg["text_cfg"]["context_length"])
-    normalise = _normaliser()
+    normalise = normaliser()
     optimiser = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=0.1)
     schedule = warmup_cosine(optimiser, training.steps, training.warmup)
     rng, sampler = (
@@ -97,7 +97,7 @@ def swapped_caption_accuracy(
     clip: open_clip.CLIP, tokenizer, pool: ScenePool, seed: int, negatives: int = 3
 ) -> float:
     """Share of scenes whose true caption scores above all of its `negatives` swapped ones."""
-    rng, normalise, hits = random.Random(f"regionedit-world-clip-eval:{seed}"), _normaliser(), 0
+    rng, normalise, hits = random.Random(f"regionedit-world-clip-eval:{seed}"), normaliser(), 0
     for start in range(0, len(pool), 64):
         index = torch.arange(start, min(start + 64, len(pool)))
         image = F.normalize(clip.encode_image(normalise(pool.images(index))), dim=-1)
@@ -108,7 +108,7 @@ def swapped_caption_accuracy(
     return hits / len(pool)
 
 
-def _normaliser():
+def normaliser():
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
     return lambda images: (images - mean) / std

@@ -15,6 +15,7 @@ LABELS = {
     "clip": "method CLIP: swapped-caption accuracy",
     "metric-clip": "metric CLIP: swapped-caption accuracy",
     "sd-inpainting": "inpainter: edit success in the ground-truth region",
+    "instruction-encoder": "instruction encoder (T5): swapped-caption accuracy",
 }
 
 
@@ -25,10 +26,13 @@ def plot_curves(curves: dict[str, list[dict[str, float]]], out: Path) -> Path:
     for axis, name in zip(figure.axes, names, strict=False):
         steps = [point["step"] for point in curves[name]]
         axis.plot(steps, [point["check"] for point in curves[name]], marker="o")
-        axis.axhline(TARGETS[name], color="grey", linestyle="--", label=f"target {TARGETS[name]}")
+        if name in TARGETS:
+            target = TARGETS[name]
+            axis.axhline(target, color="grey", linestyle="--", label=f"target {target}")
         axis.set(title=LABELS[name], xlabel="training step", ylim=(0, 1))
         axis.title.set_fontsize(9)
-        axis.legend(loc="lower right", fontsize=8)
+        if name in TARGETS:
+            axis.legend(loc="lower right", fontsize=8)
     figure.suptitle("The world's release: each model's check along its training", fontsize=10)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
