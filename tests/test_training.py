@@ -125,7 +125,7 @@ def test_gradient_clipping_bounds_the_update_and_the_norm_before_it_is_logged(
     assert moved < 1e-6
     curve = pd.read_csv(scale.loss_curve)
     assert curve["grad_norm"].iloc[0] > 1e-6  # the norm before clipping
-    assert {"clip_direction_left_out", "empty_masks"} <= set(curve.columns)
+    assert {"clip_direction_floored", "empty_masks"} <= set(curve.columns)
 
 
 def test_equal_epochs_train_each_scale_in_proportion_and_mlflow_says_what_ran(

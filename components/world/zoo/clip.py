@@ -89,7 +89,7 @@ def train_clip(
                 {"step": step + 1, "check": check(model), "wall_s": round(state.elapsed(), 1)}
             )
         state.tick(step + 1, last=step + 1 == training.steps)
-    return save_open_clip(out, model_cfg, seed, model.eval()), state
+    return save_open_clip(out, model_cfg, seed, model.eval()), state.stop()
 
 
 @torch.no_grad()

@@ -75,7 +75,7 @@ def train_inpainting(
     `check` scores the pipeline at `run.curve_points` steps of the UNet's training (the curve
     is in the returned state)."""
     side = pool.pixels.shape[1]
-    vae = _train_vae(pool, training, seed, run)
+    vae, vae_state = _train_vae(pool, training, seed, run)
     tokenizer = clip_tokenizer()
     torch.manual_seed(seed + 1)
     text_encoder = CLIPTextModel(
@@ -109,6 +109,7 @@ def train_inpainting(
     parts = _UnetParts(unet, text_encoder, tokenizer, vae, noise_schedule)
     state = _train_unet(parts, pool, training, seed, run, check)
     parts.pipeline().save_pretrained(out, safe_serialization=True)
+    state.wall_s += vae_state.wall_s  # the pipeline's wall time: its VAE's and its UNet's
     return out, state
 
 
@@ -153,7 +154,7 @@ def clip_tokenizer(context: int = CONTEXT) -> CLIPTokenizer:
 
 def _train_vae(
     pool: ScenePool, training: InpaintingTraining, seed: int, run: RunSettings
-) -> AutoencoderKL:
+) -> tuple[AutoencoderKL, TrainingState]:
     torch.manual_seed(seed)
     vae = AutoencoderKL(
         in_channels=3,
@@ -198,7 +199,7 @@ def _train_vae(
         index = torch.arange(min(len(pool), 512))
         latents = vae.encode(pool.images(index) * 2 - 1).latent_dist.mode()
     vae.register_to_config(scaling_factor=float(1 / latents.std()))
-    return vae
+    return vae, state.stop()
 
 
 def _train_unet(
@@ -265,7 +266,7 @@ def _train_unet(
             )
             unet.train(), text_encoder.train()
         state.tick(step + 1, last=step + 1 == training.unet_steps)
-    return state
+    return state.stop()
 
 
 def _training_mask(pool: ScenePool, index: int, rng: random.Random) -> np.ndarray:

@@ -123,7 +123,7 @@ def train_instruction_encoder(
         state.tick(step + 1, last=step + 1 == training.steps)
     encoder.eval().save_pretrained(out)
     tokenizer.save_pretrained(out)
-    return out, state
+    return out, state.stop()
 
 
 def pooled_text(encoder: T5EncoderModel, tokenizer: T5Tokenizer, texts: list[str]) -> torch.Tensor:

@@ -88,7 +88,7 @@ class TrainingState:
     every_s: float = 300.0
     curve: list[dict[str, float]] = field(default_factory=list)
     wall_s: float = 0.0  # training time before this process, from the saved state
-    _started: float = field(default_factory=time.monotonic)
+    _started: float | None = field(default_factory=time.monotonic)
     _last_save: float = field(default_factory=time.monotonic)
 
     def restore(self) -> int:
@@ -114,7 +114,14 @@ class TrainingState:
 
     def elapsed(self) -> float:
         """Seconds of training so far, over every process that worked on this loop."""
+        if self._started is None:
+            return self.wall_s
         return self.wall_s + time.monotonic() - self._started
+
+    def stop(self) -> TrainingState:
+        """The loop is over: its wall time stops counting."""
+        self.wall_s, self._started = self.elapsed(), None
+        return self
 
     def tick(self, step: int, last: bool = False) -> None:
         """After `step` steps: write the state if it is due, or if this was the last step."""
