@@ -37,14 +37,14 @@ class PrepareConfig(_Strict):
 
 class WorldZooConfig(_Strict):
     """How long, in what batches and at what rate each of the world's frozen models trains
-    (`regionedit world-zoo`): `world.zoo` is the quick budget of the tests' pipeline,
+    (`regionedit world-zoo`): `world.zoo` is the quick budget of the tests' world models,
     `world.release` the release's (README, The world's release)."""
 
     scenes: int = Field(8192, ge=1)  # training scenes of the zoo (its own seed namespace)
     clip_steps: int = Field(400, ge=1)  # the method's CLIP
     metric_clip_steps: int = Field(200, ge=1)  # the metric CLIP
     vae_steps: int = Field(1000, ge=1)  # the inpainter's VAE
-    unet_steps: int = Field(800, ge=1)  # the inpainter's UNet and text encoder
+    unet_steps: int = Field(800, ge=1)  # the inpainter's UNet (its text encoder is frozen)
     instruction_steps: int = Field(0, ge=0)  # the T5 instruction encoder; 0: models/zoo's random
     clip_batch: int = Field(64, ge=2)  # images a CLIP step (each with its swapped captions)
     clip_lr: float = Field(1e-3, gt=0)  # both CLIPs' peak learning rate
@@ -64,6 +64,7 @@ class WorldConfig(_Strict):
     scenes: int = Field(640, ge=1)  # training scenes `prepare` draws when prepare.source: world
     test_seed: int = 1000  # `regionedit world`'s seed; test scenes use their own RNG namespace
     test_count: int = Field(48, ge=1)  # sessions of the test set (one edit each, some two)
+    checks: int = Field(48, ge=1)  # held-out edits of world-checks (inpainter, landscape)
     zoo: WorldZooConfig = WorldZooConfig()
     release: WorldZooConfig = WorldZooConfig()
 
@@ -76,8 +77,7 @@ class ModelsConfig(_Strict):
     """
 
     zoo: str = "models/zoo"  # where `regionedit zoo` writes the tiny models
-    world: str = "models/world"  # where `regionedit world-zoo` trains the world's models
-    world_release: str = "models/world-release"  # the release in git (`world-zoo --release`)
+    world: str = "models/world"  # the world's release, in git (`regionedit world-zoo --release`)
     clip: str = "local-dir:models/zoo/clip"  # open_clip name; paper: ViT-L-14
     clip_pretrained: str | None = None  # open_clip pretrained tag; paper: openai
     instruction_encoder: str = "models/zoo/t5"  # paper: google/flan-t5-base

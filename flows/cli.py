@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -12,9 +11,6 @@ from pydantic import ValidationError
 
 from components.config import ConfigError, Params, PrepareConfig, load_params
 from components.data.sources import SourceError
-
-# Offline machines: the ephemeral Prefect server's telemetry heartbeat would fail loudly.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 app = typer.Typer(
     help="RegionEdit: instruction-driven image editing without editing pairs.",
@@ -93,7 +89,7 @@ def zoo(
 def world_zoo(
     out: Annotated[
         Path | None,
-        typer.Option(help="output folder; default: models.world, or models.world_release"),
+        typer.Option(help="output folder; --release: default models.world (the release)"),
     ] = None,
     release: Annotated[
         bool, typer.Option("--release", help="train the release's budget (world.release)")
@@ -106,15 +102,22 @@ def world_zoo(
     ] = False,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Train the world's frozen models (DESIGN §10): the method's CLIP, the metric CLIP and the
-    inpainting pipeline. Without --release, the quick budget `world.zoo` (the tests'
-    pipeline); with it, the release's budget `world.release`, resumably (README, The world's
-    release)."""
+    """Train the world's frozen models (DESIGN §10): the method's CLIP, the metric CLIP, the
+    instruction encoder and the inpainting pipeline. With --release, the release's budget
+    `world.release`, resumably, into models.world (README, The world's release); without it,
+    the quick budget `world.zoo` (the tests' world models) into --out."""
     settings = _load(params)
     if not release:
         from flows.zoo import world_zoo_flow
 
-        folder = out or Path(settings.models.world)
+        if out is None or out.resolve() == Path(settings.models.world).resolve():
+            typer.echo(
+                f"error: --out is required without --release, and not {settings.models.world}: "
+                "that folder is the world's release in git (retrain it with --release)",
+                err=True,
+            )
+            raise typer.Exit(2)
+        folder = out
         names = world_zoo_flow(folder, settings.seed, settings.world)
         typer.echo(f"world zoo: {', '.join(names)} in {folder}")
         return
@@ -130,7 +133,7 @@ def world_zoo(
         raise typer.Exit(2)
     from components.world.zoo.resumable import ResumeError
 
-    folder = out or Path(settings.models.world_release)
+    folder = out or Path(settings.models.world)
     try:
         manifest = world_release_flow(folder, work, settings.seed, settings.world, settings.method)
     except ResumeError as err:

@@ -39,10 +39,10 @@ def world_checks_flow(params: Params, metrics: Path, landscape: Path) -> dict:
     for name, clip in (("clip", models.clip), ("metric_clip", models.metric_clip)):
         checks[f"{name}/swapped_caption_accuracy"] = clip_check(clip, params.seed, world.side)
     checks |= inpainting_check(
-        models.inpainting, params.method, params.seed, world.side, world.zoo.checks
+        models.inpainting, params.method, params.seed, world.side, world.checks
     )
     checks |= {
-        f"landscape/{k}": v for k, v in loss_landscape(params, world.zoo.checks, landscape).items()
+        f"landscape/{k}": v for k, v in loss_landscape(params, world.checks, landscape).items()
     }
     metrics.parent.mkdir(parents=True, exist_ok=True)
     metrics.write_text(json.dumps(checks, indent=2) + "\n")

@@ -115,17 +115,11 @@ def set_params(repo: Path, **changes: object) -> None:
 
 
 # A world small enough for a test of the stages (the default trains for minutes): a handful of
-# training scenes and test sessions, and world models trained a few steps (their outputs are
-# noise; the default's are not).
+# training scenes, test sessions and held-out checks, on the world's release.
 SMALL_WORLD = {
     "world__scenes": 6,
     "world__test_count": 3,
-    "world__zoo__scenes": 64,
-    "world__zoo__clip_steps": 2,
-    "world__zoo__metric_clip_steps": 2,
-    "world__zoo__vae_steps": 2,
-    "world__zoo__unet_steps": 2,
-    "world__zoo__checks": 2,
+    "world__checks": 2,
     "prepare__workers": 1,
     **{f"scales__{scale}M": scale + 1 for scale in range(1, 6)},  # 2 to 6 samples
     "train__length": "steps",
@@ -191,7 +185,13 @@ def world_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from components.world.zoo.resumable import RunSettings
 
     tiny = WorldZooConfig(
-        scenes=32, clip_steps=2, metric_clip_steps=2, vae_steps=2, unet_steps=2, checks=2
+        scenes=32,
+        clip_steps=2,
+        metric_clip_steps=2,
+        instruction_steps=2,
+        vae_steps=2,
+        unet_steps=2,
+        checks=2,
     )
     folder = tmp_path_factory.mktemp("world")
     trained = build_world_zoo(folder, 0, 64, tiny, RunSettings(progress=False))

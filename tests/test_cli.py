@@ -100,9 +100,9 @@ def teach_caption(captioner: Path, image: Image.Image, caption: str, out: Path) 
 
 @pytest.fixture(scope="module")
 def newcomer(zoo, world_zoo, tmp_path_factory) -> Path:
-    """A folder as a newcomer has it after `dvc repro zoo world-zoo`: the default params.yaml,
-    the tiny zoo in models/zoo (its captioner taught one caption), the world's models in
-    models/world (trained a few steps here), and a JPEG photo of a cat."""
+    """A folder as a newcomer has it after `dvc repro zoo`: the default params.yaml, the tiny
+    zoo in models/zoo (its captioner taught one caption), world models in models/world (here
+    trained a few steps, in the release's layout), and a JPEG photo of a cat."""
     root = tmp_path_factory.mktemp("newcomer")
     shutil.copy(ROOT / "params.yaml", root / "params.yaml")
     demo_photo("chelsea.png").resize((120, 80)).save(root / "photo.jpg", quality=90)
@@ -138,4 +138,4 @@ def test_edit_without_the_zoo_names_the_folder_and_the_command(tmp_path, monkeyp
         app, ["edit", "--image", "photo.jpg", "--instruction", "turn the cat into a dog"]
     )
     assert result.exit_code == 2, result.output
-    assert "models/world/clip" in result.output and "dvc repro zoo world-zoo" in result.output
+    assert "models/world/clip" in result.output and "git checkout -- models/world" in result.output

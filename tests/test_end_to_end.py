@@ -45,7 +45,7 @@ def test_fresh_clone_runs_end_to_end_and_a_kill_during_training_loses_nothing(tm
     print(f"pipeline after the kill: {time.monotonic() - start:.0f} s")
     statuses = dict(line.split()[:2] for line in rerun.stdout.splitlines() if line.strip())
     assert statuses["train@1M"] == "ran"  # resumed from its last checkpoint
-    done_before = ("prepare", "zoo", "world-zoo", "describe", "features")
+    done_before = ("prepare", "zoo", "world-release", "describe", "features")
     assert all(statuses[stage] == "up" for stage in done_before)
     assert list(statuses) == pipeline_stages(clone)  # every stage, each once
 

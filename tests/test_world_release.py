@@ -13,7 +13,12 @@ from typer.testing import CliRunner
 from components.models.loading import load_clip, load_instruction_encoder
 from components.world.zoo.build import METHOD_CLIP
 from components.world.zoo.clip import ClipTraining, train_clip
-from components.world.zoo.inpainting import InpaintingTraining, train_inpainting
+from components.world.zoo.inpainting import (
+    InpaintingTraining,
+    clip_tokenizer,
+    text_encoder_from_clip,
+    train_inpainting,
+)
 from components.world.zoo.instruction import (
     InstructionTraining,
     instruction_check,
@@ -47,6 +52,25 @@ def pool() -> ScenePool:
     return ScenePool.draw(0, 16, 64, "zoo")
 
 
+@pytest.fixture(scope="module")
+def text_tower() -> open_clip.CLIP:
+    torch.manual_seed(0)
+    return open_clip.CLIP(**METHOD_CLIP).eval()
+
+
+def test_the_inpainters_text_encoder_is_the_clip_text_tower(text_tower, pool):
+    tokens = open_clip.SimpleTokenizer(context_length=METHOD_CLIP["text_cfg"]["context_length"])
+    ids = tokens(pool.captions(torch.arange(4)))
+    with torch.no_grad():
+        x = text_tower.token_embedding(ids) + text_tower.positional_embedding
+        expected = text_tower.ln_final(text_tower.transformer(x, attn_mask=text_tower.attn_mask))
+        copied = text_encoder_from_clip(text_tower, clip_tokenizer())(ids).last_hidden_state
+    torch.testing.assert_close(copied, expected, rtol=0, atol=1e-5)
+    assert clip_tokenizer()(pool.captions(torch.arange(4)))["input_ids"][0] == [
+        token for token in ids[0].tolist() if token
+    ]  # the pipeline's tokenizer gives the tower's tokens (open_clip pads with 0)
+
+
 def test_a_killed_clip_training_resumes_exactly(tmp_path, pool):
     training = ClipTraining(6, batch=4, warmup=2)
     straight, _ = train_clip(
@@ -71,20 +95,21 @@ def test_a_killed_clip_training_resumes_exactly(tmp_path, pool):
     assert [point["step"] for point in state.curve] == [3, 6]  # the killed check, run again
 
 
-def test_a_killed_inpainter_training_resumes_exactly(tmp_path, pool):
+def test_a_killed_inpainter_training_resumes_exactly(tmp_path, pool, text_tower):
     training = InpaintingTraining(3, 4, batch=2, vae_batch=2, warmup=2)
     straight, _ = train_inpainting(
         tmp_path / "straight",
         pool,
         training,
         0,
+        text_tower,
         RunSettings(tmp_path / "a", every_s=0, progress=False),
     )
     run = RunSettings(tmp_path / "b", every_s=0, curve_points=2, progress=False)
     check = killed_at_first_check()
     with pytest.raises(Killed):  # in the UNet's training, after its state of step 2
-        train_inpainting(tmp_path / "resumed", pool, training, 0, run, check)
-    resumed, _ = train_inpainting(tmp_path / "resumed", pool, training, 0, run, check)
+        train_inpainting(tmp_path / "resumed", pool, training, 0, text_tower, run, check)
+    resumed, _ = train_inpainting(tmp_path / "resumed", pool, training, 0, text_tower, run, check)
     for part in (
         "unet/diffusion_pytorch_model",
         "text_encoder/model",
@@ -92,6 +117,9 @@ def test_a_killed_inpainter_training_resumes_exactly(tmp_path, pool):
     ):
         a, b = (load_file(folder / f"{part}.safetensors") for folder in (straight, resumed))
         assert all(torch.equal(a[k], b[k]) for k in a), part
+    frozen = text_encoder_from_clip(text_tower, clip_tokenizer()).state_dict()
+    trained = load_file(straight / "text_encoder" / "model.safetensors")
+    assert all(torch.equal(trained[k], v) for k, v in frozen.items())  # the UNet trained alone
 
 
 def test_a_state_of_other_settings_is_refused(tmp_path, pool):

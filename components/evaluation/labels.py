@@ -18,9 +18,9 @@ def weights(
     name: str, zoo: str, pretrained: str | None = None, open_clip: bool = False, world: str = ""
 ) -> str:
     """Where a model's weights come from: `random` for the tiny zoo (seeded random weights) or
-    an open_clip architecture without a pretrained tag, `world` for the models `world-zoo`
-    trained on the generated world, `checkpoint` for a hub or library id, `local folder` for
-    any other folder (a downloaded checkpoint)."""
+    an open_clip architecture without a pretrained tag, `world` for the world's release
+    (models trained on the generated world), `checkpoint` for a hub or library id, `local
+    folder` for any other folder (a downloaded checkpoint)."""
     folder = local_folder(name.removeprefix(OPEN_CLIP_LOCAL))
     if folder is None:
         return RANDOM if open_clip and pretrained is None else CHECKPOINT

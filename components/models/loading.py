@@ -107,10 +107,9 @@ def checked_folder(folder: Path) -> Path:
     """`folder` if it exists and every folder of weights in it holds safetensors."""
     if not folder.is_dir():
         raise ModelLoadError(
-            f"{folder}: no such model folder. The default profile's models are built by "
-            "`dvc repro zoo world-zoo`: `regionedit zoo` writes the tiny random ones "
-            "(models/zoo) and `regionedit world-zoo` trains the world's (models/world, about "
-            "11 minutes); "
+            f"{folder}: no such model folder. The default profile's models are the world's "
+            "release, in git (models/world: `git checkout -- models/world` restores it), and "
+            "the tiny random ones `dvc repro zoo` builds (models/zoo); "
             "otherwise point params.yaml's `models:` at an existing folder or an id."
         )
     weights = [p for p in folder.rglob("*") if p.suffix in (*PICKLE_SUFFIXES, ".safetensors")]

@@ -1,9 +1,10 @@
 """The world zoo: the frozen models of the world, trained here on world scenes (DESIGN §10).
 
 `build_world_zoo` trains, in order, the method's CLIP, the metric CLIP (another seed and
-shape: the paper scores with other models than it trains with) and the inpainting pipeline.
-Each is checked alone by `components/world/checks.py` before the method sees it. The
-instruction encoder, the describe models and DINO stay the tiny random ones of
+shape: the paper scores with other models than it trains with), the instruction encoder and
+the inpainting pipeline, whose frozen text encoder is the method CLIP's text tower (as SD
+1.5's is OpenAI CLIP's). Each is checked alone by `components/world/checks.py` before the
+method sees it. The describe models and DINO stay the tiny random ones of
 `components/zoo` (README: why each is enough, or is labelled as not meaningful).
 """
 
@@ -88,8 +89,8 @@ def build_world_zoo(
         trained[name] = Trained(
             *train_clip(out / name, config, pool, training, clip_seed, run, check)
         )
+    clip = load_clip(f"local-dir:{trained['clip'].path}")[0]
     if cfg.instruction_steps:
-        clip = load_clip(f"local-dir:{trained['clip'].path}")[0]
         check = _instruction_curve(clip, seed, side) if run.curve_points else None
         training = InstructionTraining(cfg.instruction_steps, batch=cfg.clip_batch, lr=cfg.clip_lr)
         trained["instruction-encoder"] = Trained(
@@ -108,7 +109,13 @@ def build_world_zoo(
     check = _inpainting_curve(method or MethodConfig(), seed, side, cfg.checks)
     trained["sd-inpainting"] = Trained(
         *train_inpainting(
-            out / "sd-inpainting", pool, training, seed, run, check if run.curve_points else None
+            out / "sd-inpainting",
+            pool,
+            training,
+            seed,
+            clip.float().eval(),
+            run,
+            check if run.curve_points else None,
         )
     )
     return trained
