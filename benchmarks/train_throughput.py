@@ -18,7 +18,7 @@ from pathlib import Path
 
 from components.config import load_params
 from components.training.fit import ScaleRun
-from flows.train import launch
+from components.training.launch import launch
 
 
 def measure(params, scale: str, root: Path, prepared: Path, descriptions: Path) -> list[dict]:

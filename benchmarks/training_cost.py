@@ -38,12 +38,12 @@ from train_step import TRAINING_COST_SETTINGS, Setting, method_values
 from components.config import MethodConfig, Params, load_params
 from components.editing import Editor
 from components.evaluation.benchmarks import load_emu_edit, load_magicbrush
+from components.evaluation.harness import metric_clip
 from components.evaluation.metrics import load_metric_models
 from components.evaluation.run import evaluate_emu_edit, evaluate_magicbrush
 from components.evaluation.systems import editor_systems
 from components.training.fit import LAST, ScaleRun, fit_scale
 from components.training.module import head_weights
-from flows.evaluate import metric_clip
 
 METRICS = ("region_iou", "region_iou_grid", "edit_success", "region_fraction", "empty_region")
 HEADER = ("profile", "models", "scale", "training_samples", "inference")  # what runs share

@@ -41,6 +41,8 @@ class EditResult:
     target_description: str  # t_e
     original_source: str  # who wrote t_o, in words ("given", "captioner <model> …", "fallback …")
     target_source: str  # who wrote t_e, in words
+    probability: Image.Image | None = None  # "L", the input's size: P_region per patch (None
+    # when a region was given); the hard region is where it exceeds method.tau
 
 
 class Editor:
@@ -70,6 +72,13 @@ class Editor:
         captioner = describer if describer.can_caption else Describer.captioning(params)
         editor = cls(model, describer, captioner)
         return editor if checkpoint is None else editor.with_head(checkpoint)
+
+    def with_settings(self, **method: object) -> Editor:
+        """This editor with some `method` settings changed for inference (e.g. steps,
+        guidance_scale, tau): the same models and head, validated as params.yaml is."""
+        editor = Editor(self.model, self.describer, self.captioner)
+        editor.cfg = type(self.cfg).model_validate(self.cfg.model_dump() | method)
+        return editor
 
     def with_head(self, checkpoint: str | Path) -> Editor:
         """This editor's frozen models and describers under the head weights in `checkpoint`:
@@ -111,14 +120,17 @@ class Editor:
         x = x.to(generator.device)
         with stage("encoders"):
             features = self.model.frozen_features(x, [t_o], [instruction], [t_e], side)
+        probability = None
         if given is None:
             with stage("head"):
                 head = self.model.head(features.f_img, features.f_ins, features.ins_padding)
                 mask = to_grid((head.p_region > cfg.tau).float())
+            probability = _probability_picture(to_grid(head.p_region).cpu(), source.size)
         else:
             mask = given.to(generator.device)
         if not mask.any():
-            return EditResult(source.copy(), Image.new("L", source.size, 0), *descriptions)
+            empty = Image.new("L", source.size, 0)
+            return EditResult(source.copy(), empty, *descriptions, probability)
         with stage("generation"):
             z = generator.generate(
                 x * 2 - 1,
@@ -135,7 +147,9 @@ class Editor:
         with stage("paste_back"):
             edited = Image.fromarray(edited[0].permute(1, 2, 0).cpu().numpy())
             edited = edited.resize(source.size, Image.Resampling.BICUBIC)
-            return self._paste_back(source, edited, mask.cpu(), descriptions)
+            result = self._paste_back(source, edited, mask.cpu(), descriptions)
+            result.probability = probability
+            return result
 
     def describe(
         self,
@@ -206,6 +220,12 @@ class Editor:
                 f"method.max_pixels {self.cfg.max_pixels}: downscale it first"
             )
         return to_rgb(image.copy())
+
+
+def _probability_picture(p_region: torch.Tensor, size: tuple[int, int]) -> Image.Image:
+    """P_region on the patch grid (1, 1, g, g) as an "L" picture of `size` (each cell its patch)."""
+    pixels = upsample(p_region.float(), (size[1], size[0]))[0, 0].clamp(0, 1).mul(255).round()
+    return Image.fromarray(pixels.byte().numpy(), "L")
 
 
 def _given_region(region: Image.Image, size: tuple[int, int]) -> torch.Tensor:

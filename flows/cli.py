@@ -372,6 +372,36 @@ def _largest_trained_head(settings: Params) -> Path | None:
 
 
 @app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="address to serve on; 0.0.0.0: every interface")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="port to serve on")] = 7860,
+    share: Annotated[bool, typer.Option(help="also a public gradio.live link")] = False,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="head weights (.safetensors) offered beside the scales'")
+    ] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Serve the editing demo in a browser: the same Editor as `edit`, every trained scale's
+    head (local checkpoints, else MLFLOW_TRACKING_URI's registry aliases), "all scales"."""
+    from components.demo.session import DemoSession
+    from components.models.loading import ModelLoadError
+    from flows.train import trained_head
+
+    settings = _load(params)
+    local = {scale: trained_head(settings, scale) for scale in settings.scales}
+    try:
+        session = DemoSession.start(settings, local, checkpoint)
+    except ModelLoadError as err:  # names the folder to build
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    from components.demo.app import serve
+
+    serve(session, host, port, share)
+
+
+@app.command()
 def benchmarks(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("data/benchmarks"),
     params: ParamsOption = Path("params.yaml"),

@@ -25,7 +25,7 @@ from components.describe.describer import Describer
 from components.describe.errors import DescribeError
 from components.describe.merge import DescribeSummary, merge_parts
 from components.describe.shards import ShardResult, ShardWork, describe_shard, plan_shards
-from flows.tracking import configure_tracking
+from components.tracking import configure_tracking
 
 IN_FLIGHT = 64  # describe tasks submitted at a time: enough to keep a cluster busy
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import logging
-import shutil
 from functools import partial
 from pathlib import Path
 
@@ -17,11 +14,17 @@ from prefect import flow, get_run_logger, task
 from components.config import Params
 from components.editing import Editor
 from components.evaluation.baseline import InstructPix2PixBaseline
-from components.evaluation.benchmarks import load_emu_edit, load_magicbrush
 from components.evaluation.comparison import comparison_lines, load_comparison
 from components.evaluation.demo_benchmarks import write_emu_edit_demo, write_magicbrush_demo
+from components.evaluation.harness import (
+    BENCHMARKS,
+    count_scored,
+    metric_clip,
+    reuse_only_if_same,
+    score_systems,
+    write_outputs,
+)
 from components.evaluation.labels import BASELINE, METRICS, OURS, overall, provenance, weights
-from components.evaluation.metrics import load_metric_models
 from components.evaluation.report import (
     known_answers,
     load_published,
@@ -29,7 +32,7 @@ from components.evaluation.report import (
     report_tables,
     write_report,
 )
-from components.evaluation.run import BenchmarkResult, evaluate_emu_edit, evaluate_magicbrush
+from components.evaluation.run import BenchmarkResult
 from components.evaluation.systems import (
     CachedSystem,
     EditCache,
@@ -37,11 +40,9 @@ from components.evaluation.systems import (
     edit_baseline,
     editor_systems,
 )
-from components.pictures import comparison_grid
-from flows.tracking import configure_tracking
-from flows.train import scale_run_id, trained_head
+from components.tracking import configure_tracking
+from components.training.outputs import scale_run_id, trained_head
 
-BENCHMARKS = ("emu_edit", "magicbrush")
 # ours, the trivial systems and the ceiling (DESIGN §10), under these names in the scores
 SYSTEMS = ("ours", "untrained", "whole_image", "random_area", "ground_truth", "baseline", "copy")
 EVERY_SCALE = ("ours", "copy")  # the others do not depend on the scale's head: run once
@@ -55,9 +56,6 @@ def systems_at(params: Params, scale: str) -> tuple[str, ...]:
         return ("ours",)
     largest = max(params.scales, key=params.scales.__getitem__)
     return SYSTEMS if scale == largest else tuple(s for s in SYSTEMS if s in EVERY_SCALE)
-
-
-log = logging.getLogger(__name__)
 
 
 @flow(name="benchmarks")
@@ -97,38 +95,6 @@ def evaluate_benchmark(
     available["copy"] = copy_of_input  # it costs nothing: not cached
     systems = {name: available[name] for name in systems_at(params, scale)}  # scores' order
     return score_systems(params, benchmark, data, systems, editor.model.encoders.grid, limit)
-
-
-def score_systems(
-    params: Params,
-    benchmark: str,
-    data: Path,
-    systems: dict,
-    grid: int | None,
-    limit: int | None,
-) -> BenchmarkResult:
-    """`systems` on one benchmark, scored by its metric models: the one harness every
-    evaluation (ours and its baselines, the pair-trained editors) goes through."""
-    cfg = params.evaluate
-    clip, pretrained = metric_clip(params, benchmark)
-    metric_models = load_metric_models(clip, pretrained, params.models.dino)
-    rows = cfg.grid_rows
-    if benchmark == "emu_edit":
-        cases = load_emu_edit(data, cfg.emu_edit_split, limit)
-        return evaluate_emu_edit(cases, systems, metric_models, rows, grid)
-    sessions = load_magicbrush(data, limit=limit, captions=cfg.magicbrush_captions)
-    return evaluate_magicbrush(
-        sessions, systems, metric_models, rows, grid, input_captions=cfg.magicbrush_input_captions
-    )
-
-
-def metric_clip(params: Params, benchmark: str) -> tuple[str, str | None]:
-    """The CLIP that scores `benchmark`: MagicBrush's (models.metric_clip), and for Emu Edit
-    evaluate.emu_edit_clip where set (which CLIP Emu Edit used is not published)."""
-    models, cfg = params.models, params.evaluate
-    if benchmark == "emu_edit" and cfg.emu_edit_clip is not None:
-        return cfg.emu_edit_clip, cfg.emu_edit_clip_pretrained
-    return models.metric_clip, models.metric_clip_pretrained
 
 
 def what_ran(params: Params, scale: str, benchmark: str, checkpoint: Path | None) -> dict:
@@ -236,31 +202,7 @@ def reuse_only_same_settings(
         "settings": settings,
         "evaluate": evaluation,
     }
-    stamp = out / "identity.json"
-    if out.exists() and (not stamp.is_file() or json.loads(stamp.read_text()) != identity):
-        log.info("%s holds edits of other settings: starting over", out)
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps(identity, indent=2))
-
-
-def count_scored(result: BenchmarkResult, setting: str, system: str = "ours") -> int:
-    """Scored inputs of one setting (Emu Edit's rows count as single-turn): `system`'s rows
-    (ours runs in every evaluation, a loss ablation's included)."""
-    return sum(
-        row["system"] == system and row.get("setting", "single") == setting for row in result.rows
-    )
-
-
-def write_outputs(out: Path, result: BenchmarkResult) -> None:
-    """samples.csv (one row per system and scored edit) and grid.png in `out`."""
-    columns = list(dict.fromkeys(key for row in result.rows for key in row))
-    with (out / "samples.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, columns)
-        writer.writeheader()
-        writer.writerows(result.rows)
-    if result.pictures:
-        comparison_grid(result.pictures).save(out / "grid.png")
+    reuse_only_if_same(out, identity)
 
 
 def _log(

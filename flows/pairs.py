@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import logging
 import shutil
 from collections import Counter
 from functools import partial
@@ -26,9 +25,18 @@ from prefect import flow, get_run_logger, task
 
 from components.config import Params
 from components.evaluation.baseline import InstructPix2PixBaseline
+from components.evaluation.harness import (
+    BENCHMARKS,
+    count_scored,
+    metric_clip,
+    reuse_only_if_same,
+    score_systems,
+    write_outputs,
+)
 from components.evaluation.labels import overall, provenance
 from components.evaluation.systems import CachedSystem, EditCache, copy_of_input, edit_baseline
 from components.models.generators import StableDiffusionParts, load_generator_parts
+from components.tracking import configure_tracking
 from components.training.compute import compute_record
 from components.training.data import scale_samples
 from components.training.tracking import flatten, git_commit
@@ -39,10 +47,7 @@ from components.world.instruct_pix2pix import (
     train_instruct_pix2pix,
 )
 from components.world.pairs import editing_pair, scene_index
-from flows.evaluate import BENCHMARKS, count_scored, metric_clip, score_systems, write_outputs
-from flows.tracking import configure_tracking
 
-log = logging.getLogger(__name__)
 SYSTEM = "pairs"  # the pair-trained editor's name in scores and samples.csv
 LABEL = "InstructPix2Pix trained on editing pairs"
 RUN_FILE = "run.json"  # in a scale's folder: the MLflow run its scores are logged into
@@ -279,9 +284,4 @@ def _reuse_only_same_settings(
         "resolution": params.method.resolution,
         "evaluate": params.evaluate.model_dump(exclude={"limit", "grid_rows", "out"}),
     }
-    stamp = out / "identity.json"
-    if out.exists() and (not stamp.is_file() or json.loads(stamp.read_text()) != identity):
-        log.info("%s holds edits of other settings: starting over", out)
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps(identity, indent=2))
+    reuse_only_if_same(out, identity)

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -21,8 +18,12 @@ from safetensors.torch import save_file
 
 from components.config import Params
 from components.features.index import FeatureCache, cache_settings
-from components.training.fit import COMPUTE, LAST, ScaleRun, fit_scale
+from components.tracking import configure_tracking
+from components.training.fit import COMPUTE, LAST, ScaleRun
+from components.training.launch import launch
 from components.training.module import head_weights, skipped_samples
+from components.training.outputs import HEAD_FILE, RUN_FILE
+from components.training.outputs import trained_head as trained_head  # flows/cli.py's
 from components.training.tracking import (
     data_version,
     digest,
@@ -32,10 +33,6 @@ from components.training.tracking import (
     sweep_run,
     training_config,
 )
-from flows.tracking import configure_tracking
-
-RUN_FILE = "run.json"  # in a scale's checkpoint folder: which config and MLflow run it belongs to
-HEAD_FILE = "head.safetensors"  # the head's weights, what Editor.from_params(checkpoint=) reads
 
 
 @task(name="train-scale")
@@ -106,52 +103,6 @@ def _previous_run(folder: Path, config: str, client: MlflowClient) -> str | None
     return saved["run_id"]
 
 
-def launch(params: Params, run: ScaleRun, resume: bool) -> None:
-    cfg = params.train
-    if cfg.devices * cfg.num_nodes == 1:
-        fit_scale(params, run, resume)
-        return
-    spec = run.folder / "launch.json"
-    spec.write_text(
-        json.dumps(
-            {
-                "params": params.model_dump(mode="json"),
-                "resume": resume,
-                "run": {k: str(v) if isinstance(v, Path) else v for k, v in vars(run).items()},
-            }
-        )
-    )
-    rendezvous = ["--standalone"] if cfg.num_nodes == 1 else multi_node_rendezvous()
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc-per-node={cfg.devices}",
-        f"--nnodes={cfg.num_nodes}",
-        *rendezvous,
-        "-m",
-        "flows.train_rank",
-        str(spec),
-    ]
-    try:
-        subprocess.run(command, check=True)
-    finally:  # a spec on disk means a launch in progress: what nodes joining wait for
-        spec.unlink(missing_ok=True)
-
-
-def multi_node_rendezvous() -> list[str]:
-    """This machine is node 0 of `train.num_nodes`; the others join the same run with
-    infra/launch/torchrun_node.sh (the spec lies on a filesystem every node shares)."""
-    address = os.environ.get("MASTER_ADDR")
-    if not address:
-        raise RuntimeError(
-            "train.num_nodes > 1 needs MASTER_ADDR (this node's address, reachable from the "
-            "others) and optionally MASTER_PORT (default 29500); see infra/launch/"
-        )
-    port = os.environ.get("MASTER_PORT", "29500")
-    return ["--node-rank=0", f"--master-addr={address}", f"--master-port={port}"]
-
-
 def _finish(
     client: MlflowClient, run: ScaleRun, metrics: Path, count: int, ablation: str | None
 ) -> dict:
@@ -174,18 +125,6 @@ def _finish(
     metrics.parent.mkdir(parents=True, exist_ok=True)
     metrics.write_text(json.dumps(summary, indent=2) + "\n")  # no MLflow state: reproducible
     return summary | {"model_version": int(version)}
-
-
-def trained_head(params: Params, scale: str) -> Path | None:
-    """The scale's head.safetensors, once its training has written it."""
-    head = Path(params.train.out) / scale / HEAD_FILE
-    return head if head.is_file() else None
-
-
-def scale_run_id(params: Params, scale: str) -> str | None:
-    """The MLflow run of the scale's training, if it has one."""
-    record = Path(params.train.out) / scale / RUN_FILE
-    return json.loads(record.read_text())["run_id"] if record.is_file() else None
 
 
 @flow(name="train")

@@ -13,17 +13,19 @@ import yaml
 from components.config import load_params
 from components.evaluation.labels import provenance
 from components.evaluation.report import (
-    EMU_EDIT_COLUMNS,
-    KNOWN_COLUMNS,
-    LANDSCAPE_REGIONS,
-    LANDSCAPE_TERMS,
-    PUBLISHED,
     known_answers,
     landscape_verdict,
     load_published,
     metric_notes,
     report_tables,
     write_report,
+)
+from components.evaluation.report.prose import LANDSCAPE_REGIONS
+from components.evaluation.report.schema import (
+    EMU_EDIT_COLUMNS,
+    KNOWN_COLUMNS,
+    LANDSCAPE_TERMS,
+    PUBLISHED,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,9 +241,10 @@ def test_provenance_tells_the_world_and_the_random_zoo_from_real_checkpoints():
     kinds = provenance(default)
     assert {role for role, kind in kinds.items() if kind == "world"} == {
         "clip",
+        "instruction_encoder",
         "inpainting",
         "metric_clip",
-    }
+    }  # the world's release
     assert kinds["dino"] == "random"  # the tiny zoo's: the report marks its metric
     assert set(provenance(paper.models).values()) == {"checkpoint"}
     assert paper.profile == "paper" and paper.evaluate.baseline_steps == 100

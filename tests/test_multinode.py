@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from flows.train import multi_node_rendezvous, train_flow
+from components.training.launch import multi_node_rendezvous
+from flows.train import train_flow
 from tests.conftest import ROOT, background, free_port, scripts_env
 from tests.test_training import training_params, write_training_data
 

@@ -20,15 +20,14 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from components.evaluation.report import (  # noqa: E402
-    LOWER_IS_BETTER,
-    TABLES,
+from components.evaluation.report.formatting import (  # noqa: E402
     cell,
     column_header,
     markdown_table,
     scale_key,
-    write_csv,
 )
+from components.evaluation.report.markdown import write_csv  # noqa: E402
+from components.evaluation.report.schema import LOWER_IS_BETTER, TABLES  # noqa: E402
 
 SIDES = {"ours": "ours (text-image pairs)", "pairs": "InstructPix2Pix (editing pairs)"}
 # what no number of either side is read without, from ours's largest-scale evaluation

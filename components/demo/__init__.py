@@ -1,0 +1,1 @@
+"""`regionedit demo`: a Gradio page over the same `Editor` as `regionedit edit`."""
