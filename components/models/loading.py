@@ -109,7 +109,7 @@ def checked_folder(folder: Path) -> Path:
         raise ModelLoadError(
             f"{folder}: no such model folder. The default profile's models are the world's "
             "release, in git (models/world: `git checkout -- models/world` restores it), and "
-            "the tiny random ones `dvc repro zoo` builds (models/zoo); "
+            "the tiny random ones `regionedit zoo` builds (models/zoo; `dvc repro zoo`); "
             "otherwise point params.yaml's `models:` at an existing folder or an id."
         )
     weights = [p for p in folder.rglob("*") if p.suffix in (*PICKLE_SUFFIXES, ".safetensors")]
