@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 
 from components.data.scenes import scene
-from components.describe.backends import ChatBackend, Decoding
+from components.describe.interface import ChatBackend, Decoding
 from components.describe.prompts import load_prompts
 from components.describe.transformers_chat import TransformersChat
-from components.zoo.chat import build_writer
+from components.random_models.chat import build_writer
 
 
 def samples_per_second(

@@ -20,8 +20,8 @@ from torch import nn
 from components.generation import generator_on
 from components.generation.generator import Generator
 from components.models.generators import FluxFillParts, StableDiffusionParts, frozen
-from components.zoo import flux as flux_zoo
-from components.zoo import sdxl as sdxl_zoo
+from components.random_models import flux as flux_zoo
+from components.random_models import sdxl as sdxl_zoo
 
 IN_MEMORY = ("sdxl", "flux-fill")
 WEIGHT_STD = 0.02  # random weights on a GPU: small enough that activations stay finite

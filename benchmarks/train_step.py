@@ -49,10 +49,10 @@ from components.method.build import build_encoders, build_region_edit_model
 from components.method.features import cacheable_features
 from components.method.model import RegionEditModel, Stage
 from components.models.generators import swapped_scheduler
+from components.random_models import inpainting as sd_zoo
+from components.random_models import text as t5_zoo
+from components.random_models.build import GENERATOR_FOLDERS
 from components.training.compute import flop_counter
-from components.zoo import inpainting as sd_zoo
-from components.zoo import text as t5_zoo
-from components.zoo.build import GENERATOR_FOLDERS
 
 PROFILES = Path(__file__).resolve().parents[1] / "infra" / "profiles"
 PAPER_PROFILES = {

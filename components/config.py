@@ -16,6 +16,8 @@ from pydantic import (
     model_validator,
 )
 
+from components.errors import InputError
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -346,6 +348,23 @@ class Params(_Strict):
                 )
         return self
 
+    def known_scales(self, names: list[str]) -> list[str]:
+        """`names`, if each is one of `scales` (ConfigError naming the others and the known
+        ones); no name at all is an error too."""
+        unknown = [name for name in names if name not in self.scales]
+        if unknown or not names:
+            given = f"unknown scale(s) {unknown}" if unknown else "no --scale given"
+            raise ConfigError(f"{given}: --scale must be one of {list(self.scales)}")
+        return names
+
+    def override(self, section: str, values: dict[str, object]) -> Params:
+        """These params with `values` (those not None) over the keys of `section`, validated as
+        that section is (a pydantic ValidationError names the key): the CLI's options."""
+        current = getattr(self, section)
+        given = {key: value for key, value in values.items() if value is not None}
+        merged = type(current).model_validate(current.model_dump() | given)
+        return self.model_copy(update={section: merged})
+
     def ablate(self, name: str) -> Params:
         """These params for ablation `name`: its loss weights at 0, its checkpoints and
         evaluation outputs in folders of their own, and its name on every run and record."""
@@ -371,13 +390,34 @@ class Params(_Strict):
         )
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """params.yaml (or a profile) is unreadable or does not match the schema."""
 
 
-def load_params(path: str | Path) -> Params:
-    """Read a params file; any unknown key or wrong type raises ConfigError naming both."""
-    path = Path(path)
+def load_params(
+    path: str | Path,
+    ablation: str | None = None,
+    section: str = "",
+    overrides: dict[str, tuple[str, object]] | None = None,
+) -> Params:
+    """Read a params file; any unknown key or wrong type raises ConfigError naming both. With
+    `ablation`, the params of that loss ablation (`Params.ablate`); with `overrides`, values
+    over the keys of `section`, as {key: (name, value)}: a None value is not given, and a bad
+    one raises ConfigError under `name` (the CLI option that gave it)."""
+    params = _read_params(Path(path))
+    params = params.ablate(ablation) if ablation else params
+    if not overrides:
+        return params
+    try:
+        return params.override(section, {key: value for key, (_, value) in overrides.items()})
+    except ValidationError as err:
+        problem = err.errors()[0]
+        key = problem["loc"][0] if problem["loc"] else None
+        name = overrides[key][0] if key in overrides else section
+        raise ConfigError(f"{name}: {problem['msg']}") from None
+
+
+def _read_params(path: Path) -> Params:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as err:
@@ -395,3 +435,16 @@ def load_params(path: str | Path) -> Params:
             else:
                 problems.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
         raise ConfigError(f"{path}: invalid params:\n" + "\n".join(problems)) from None
+
+
+def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """`key: old -> new` for every leaf that differs between two nested dicts (two params
+    dumps), with dotted keys, in sorted order."""
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return keys

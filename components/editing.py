@@ -18,6 +18,7 @@ from components.describe.errors import DescribeError
 from components.method.build import build_region_edit_model
 from components.method.mask import feather, to_grid, upsample
 from components.method.model import RegionEditModel, Stage, untimed
+from components.pictures import overlay_region
 
 MIN_SIDE = 16  # pixels; smaller images carry no region worth predicting
 FALLBACK_CAPTION = "a photo"  # t_o when the captioner gives no usable caption (as evaluation)
@@ -43,6 +44,27 @@ class EditResult:
     target_source: str  # who wrote t_e, in words
     probability: Image.Image | None = None  # "L", the input's size: P_region per patch (None
     # when a region was given); the hard region is where it exceeds method.tau
+
+    def save(self, out: Path, source: Image.Image, region: Path | None = None) -> Path:
+        """The edited image to `out` and the region tinted over `source` to `region` (default:
+        `out` with -region before its suffix); return where the region went."""
+        region = region or out.with_name(f"{out.stem}-region{out.suffix or '.png'}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.image.save(out)
+        overlay_region(source.convert("RGB"), self.mask).save(region)
+        return region
+
+    def lines(self, out: Path, region: Path) -> list[str]:
+        """What `regionedit edit` prints: t_o and t_e with who wrote each, where the edit and
+        its region went, and a hint when a description fell back."""
+        lines = [
+            f"t_o: {self.original_description!r} ({self.original_source})",
+            f"t_e: {self.target_description!r} ({self.target_source})",
+            f"edited: {out} · region: {region}",
+        ]
+        if any(s.startswith("fallback") for s in (self.original_source, self.target_source)):
+            lines.append("hint: --original-description and --target-description set t_o and t_e")
+        return lines
 
 
 class Editor:

@@ -24,7 +24,6 @@ from components.evaluation.harness import (
     score_systems,
     write_outputs,
 )
-from components.evaluation.labels import BASELINE, METRICS, OURS, overall, provenance, weights
 from components.evaluation.report import (
     known_answers,
     load_published,
@@ -40,6 +39,7 @@ from components.evaluation.systems import (
     edit_baseline,
     editor_systems,
 )
+from components.models.provenance import BASELINE, METRICS, OURS, overall, provenance, weights
 from components.tracking import configure_tracking
 from components.training.outputs import scale_run_id, trained_head
 
@@ -172,18 +172,19 @@ def evaluate_flow(
     metrics.parent.mkdir(parents=True, exist_ok=True)
     metrics.write_text(json.dumps(summary, indent=2) + "\n")
     _log(params, scale, checkpoint, benchmark, out, result, summary)
-    logger.info(
-        "%s on %s (%s): %s",
-        scale,
-        benchmark,
-        head,
-        ", ".join(
-            f"{name} {value:.4f}"
-            for name, value in result.scores.items()
-            if name.split("/")[-2] in ("ours", "baseline", "single", "multi")
-        ),
-    )
+    logger.info(summary_line(summary))
     return summary
+
+
+def summary_line(summary: dict) -> str:
+    """An evaluation's summary in one line: ours's and the baseline's scores (what `evaluate`
+    prints and logs)."""
+    scores = ", ".join(
+        f"{name} {value:.4f}"
+        for name, value in summary["scores"].items()
+        if name.split("/")[-2] in ("ours", "baseline", "single", "multi")
+    )
+    return f"{summary['scale']} on {summary['benchmark']} ({summary['head']}): {scores}"
 
 
 def reuse_only_same_settings(

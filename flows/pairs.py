@@ -33,9 +33,9 @@ from components.evaluation.harness import (
     score_systems,
     write_outputs,
 )
-from components.evaluation.labels import overall, provenance
 from components.evaluation.systems import CachedSystem, EditCache, copy_of_input, edit_baseline
 from components.models.generators import StableDiffusionParts, load_generator_parts
+from components.models.provenance import overall, provenance
 from components.tracking import configure_tracking
 from components.training.compute import compute_record
 from components.training.data import scale_samples
@@ -104,6 +104,24 @@ def pairs_flow(
     record = {scale: record[scale] for scale in params.scales if scale in record}
     metrics.write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def record_lines(record: dict[str, dict], metrics: Path) -> list[str]:
+    """What `pairs_flow` did, a line per scale (what `pairs` prints): its editing pairs, their
+    training compute and its region IoU on both test sets; or why it skipped (from `metrics`)."""
+    if not record:
+        return [f"pairs: skipped, {json.loads(metrics.read_text())['skipped']}"]
+    lines = []
+    for scale, done in record.items():
+        train = done["train"]
+        scores = {**done["emu_edit"]["scores"], **done["magicbrush"]["scores"]}
+        lines.append(
+            f"pairs {scale}: {train['pairs']} editing pairs, "
+            f"{train['compute']['train_tflop']:.3g} TFLOP; region IoU "
+            f"{scores['pairs/region_iou']:.4f} (Emu Edit), "
+            f"{scores['pairs/single/region_iou']:.4f} (MagicBrush single-turn)"
+        )
+    return lines
 
 
 @task(name="train-pairs")

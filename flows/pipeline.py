@@ -11,7 +11,7 @@ its log; later stages are not started, and the next run resumes where the failur
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import subprocess
 import sys
@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import networkx as nx
+from dvc.exceptions import DvcException
 from dvc.repo import Repo
 from prefect import flow, get_client, get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -89,12 +90,13 @@ def _environment() -> dict[str, str]:
 
 
 def stage_is_current(repo: Path, stage: str) -> bool:
-    """`dvc status` of the stage alone: unchanged deps, params and outs (it runs no stage
-    command, so it needs none of `_environment`)."""
-    done = subprocess.run(_dvc("status", "--json", stage), cwd=repo, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise StageFailed(f"stage {stage}: `dvc status` failed: {done.stderr.strip()}")
-    return json.loads(done.stdout or "{}") == {}
+    """`dvc status` of the stage alone: unchanged deps, params and outs. Asked in this process
+    (DVC's API; a `dvc status` subprocess per stage would start Python and DVC again)."""
+    try:  # DVC resolves outputs against the working directory, as its CLI runs in the repo
+        with contextlib.chdir(repo), Repo(".") as dvc:
+            return dvc.status(targets=[stage]) == {}
+    except DvcException as err:
+        raise StageFailed(f"stage {stage}: `dvc status` failed: {err}") from err
 
 
 @task(name="stage", cache_policy=NO_CACHE)

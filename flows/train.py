@@ -23,7 +23,6 @@ from components.training.fit import COMPUTE, LAST, ScaleRun
 from components.training.launch import launch
 from components.training.module import head_weights, skipped_samples
 from components.training.outputs import HEAD_FILE, RUN_FILE
-from components.training.outputs import trained_head as trained_head  # flows/cli.py's
 from components.training.tracking import (
     data_version,
     digest,

@@ -13,8 +13,8 @@ from prefect import flow, get_run_logger
 from tqdm import tqdm
 
 from components.config import Params
-from components.evaluation.labels import provenance
 from components.method.build import build_region_edit_model
+from components.models.provenance import provenance
 from components.world.checks import clip_check, inpainting_check
 from components.world.edits import held_out_edit
 from components.world.landscape import REGIONS, TERMS, gradient_aucs, region_losses, summarise
@@ -48,6 +48,11 @@ def world_checks_flow(params: Params, metrics: Path, landscape: Path) -> dict:
     metrics.write_text(json.dumps(checks, indent=2) + "\n")
     get_run_logger().info("world checks: %s", checks)
     return checks
+
+
+def check_lines(checks: dict) -> list[str]:
+    """The measured checks of `world_checks_flow`, a line each (what `world-checks` prints)."""
+    return [f"{name}: {value:.4f}" for name, value in checks.items() if isinstance(value, float)]
 
 
 def loss_landscape(params: Params, count: int, out: Path) -> dict:

@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger, task
 
 from components.config import MethodConfig, WorldConfig
 from components.models.loading import load_clip, load_instruction_encoder
+from components.random_models.build import build_zoo
 from components.world.checks import HELD_OUT, NAMESPACE, clip_check, inpainting_check
 from components.world.zoo.build import Trained, build_world_zoo
 from components.world.zoo.curves import plot_curves
@@ -15,7 +16,6 @@ from components.world.zoo.instruction import instruction_check
 from components.world.zoo.release import CURVES, record_checks, release_size, write_release
 from components.world.zoo.resumable import RunSettings
 from components.world.zoo.scenes import ScenePool
-from components.zoo.build import build_zoo
 
 
 @task(name="build-zoo")

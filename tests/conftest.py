@@ -171,7 +171,7 @@ def prefect_harness():
 @pytest.fixture(scope="session")
 def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The tiny model zoo (seed 0), built once per session; tests only read it."""
-    from components.zoo.build import build_zoo
+    from components.random_models.build import build_zoo
 
     return build_zoo(tmp_path_factory.mktemp("zoo"), seed=0)
 

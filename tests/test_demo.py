@@ -17,11 +17,12 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from components.config import load_params
-from components.demo.heads import NO_TRAINED_HEAD, find_heads
+from components.demo.heads import find_heads
 from components.demo.pictures import HARD_REGION, TRUTH, heat_map
 from components.demo.session import ALL_SCALES, DemoInputError, DemoSession, Settings, Source
 from components.demo.world import WorldScene, verdict, world_scene
 from components.editing import Editor
+from components.training.outputs import NO_TRAINED_HEAD
 from tests.conftest import ROOT, free_port, http_server, http_status, scripts_env
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

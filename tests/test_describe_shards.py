@@ -13,9 +13,10 @@ from components.data.images import ImageLimits
 from components.data.prepare import prepare_dataset
 from components.data.scenes import scene
 from components.data.sources import open_source
-from components.describe.backends import Decoding, TemplateBackend, build_backend
+from components.describe.backends import TemplateBackend, build_backend
 from components.describe.describer import Describer
 from components.describe.errors import DescribeError
+from components.describe.interface import Decoding
 from components.describe.merge import merge_parts
 from components.describe.shards import describe_shard, plan_shards
 

@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from components.config import load_params
-from components.evaluation.labels import provenance
 from components.evaluation.report import (
     known_answers,
     landscape_verdict,
@@ -27,6 +26,7 @@ from components.evaluation.report.schema import (
     LANDSCAPE_TERMS,
     PUBLISHED,
 )
+from components.models.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT.parent / "shared" / "paper" / "beyond-editing-pairs.txt"

@@ -24,8 +24,8 @@ from components.generation import load_generator
 from components.generation.generator import Generator
 from components.models.generators import UnknownGeneratorError
 from components.models.loading import ModelLoadError
-from components.zoo.build import GENERATOR_FOLDERS as FOLDERS
-from components.zoo.inpainting import build_inpainting
+from components.random_models.build import GENERATOR_FOLDERS as FOLDERS
+from components.random_models.inpainting import build_inpainting
 
 PROMPTS = ["a red cat on a sofa", "a dog"]
 STEPS = 3

@@ -19,7 +19,7 @@ from components.data.demo_edits import DEMO_EDITS, demo_edit_batch, demo_photo
 from components.editing import Editor
 from components.features.store import read_unconditional
 from components.method.build import build_region_edit_model
-from components.zoo.build import GENERATOR_FOLDERS
+from components.random_models.build import GENERATOR_FOLDERS
 from flows.features import features_flow
 from tests.test_features import cached_and_uncached_curves
 from tests.test_method import frozen_parameters

@@ -166,7 +166,7 @@ def test_generators_built_in_memory_with_hollow_weights_count_the_saved_ones_flo
     import torch
     from paper_generators import paper_generator
 
-    from components.zoo.build import GENERATOR_FOLDERS
+    from components.random_models.build import GENERATOR_FOLDERS
 
     folder = str(zoo[GENERATOR_FOLDERS[family]])
     params = zoo_params.model_copy(

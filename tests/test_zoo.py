@@ -18,7 +18,7 @@ from components.models.loading import (
     load_instruction_encoder,
     local_folder,
 )
-from components.zoo.build import build_zoo
+from components.random_models.build import build_zoo
 from flows.cli import app
 
 CAPTION = "a large red circle at the top left on a blue background"

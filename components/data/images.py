@@ -6,11 +6,13 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from components.data.records import Reason
+from components.errors import InputError
 
 _EXIF_ORIENTATION = 0x0112
 _WHITE = (255, 255, 255)
@@ -79,6 +81,17 @@ def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
     rgb = to_rgb(image)
     keep = source_format == "JPEG" and image.mode == "RGB" and orientation == 1
     return DecodedImage(rgb=rgb, keep_source_bytes=keep)
+
+
+def read_image(path: Path, name: str) -> Image.Image:
+    """The image file at `path`, decoded, or an InputError that calls it `name` (the option
+    that gave it) and says why not."""
+    try:
+        image = Image.open(path)
+        image.load()
+    except OSError as err:  # PIL's UnidentifiedImageError is one
+        raise InputError(f"{name} {path}: cannot read it as an image ({err})") from None
+    return image
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -17,12 +17,13 @@ import pyarrow.parquet as pq
 from components.config import WorldConfig
 from components.data.records import Reason, SourceRecord
 from components.data.tables import parquet_batches
+from components.errors import InputError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CAPTION_FILES = ("captions.csv", "captions.jsonl")
 
 
-class SourceError(ValueError):
+class SourceError(InputError):
     """The source as a whole is unusable (wrong path, missing column): fix it and rerun."""
 
 
@@ -252,7 +253,7 @@ def open_source(
 
         return demo_records(demo_scenes, seed)
     if kind == "world":
-        from components.world.training import training_records
+        from components.data.world_source import training_records
 
         world = world or WorldConfig()
         return training_records(world.scenes, seed, world.side)

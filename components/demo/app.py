@@ -10,7 +10,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline machines: 
 
 import gradio as gr  # noqa: E402  (after the telemetry switch it reads at import)
 
-from components.demo.heads import NO_TRAINED_HEAD  # noqa: E402
 from components.demo.session import (  # noqa: E402
     DemoInputError,
     DemoSession,
@@ -19,6 +18,7 @@ from components.demo.session import (  # noqa: E402
     Source,
     describe_failure,
 )
+from components.training.outputs import NO_TRAINED_HEAD  # noqa: E402
 
 TITLE = "RegionEdit: where the model edits"
 CSS = """

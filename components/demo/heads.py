@@ -11,11 +11,6 @@ from pathlib import Path
 from components.config import Params
 from components.training.tracking import MODEL_NAME
 
-NO_TRAINED_HEAD = (
-    "no trained head found (run `dvc repro` or pass --checkpoint): "
-    "editing with an untrained, seeded head"
-)  # the words `regionedit edit` warns with
-
 
 @dataclass(frozen=True)
 class Head:

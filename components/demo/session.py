@@ -19,13 +19,14 @@ from components.demo.heads import UNTRAINED, Head, find_heads, tracking_uri
 from components.demo.pictures import heat_map
 from components.demo.world import Verdict, WorldScene, verdict, world_scene
 from components.editing import Editor, EditResult
+from components.errors import InputError
 from components.models.loading import ModelLoadError
 
 ALL_SCALES = "all scales"
 log = logging.getLogger(__name__)
 
 
-class DemoInputError(ValueError):
+class DemoInputError(InputError):
     """Input the page cannot edit; the message names it and says what to do."""
 
 

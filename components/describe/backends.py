@@ -7,40 +7,15 @@ versioned prompts. Every backend answers in the same strict JSON, so one checker
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import ClassVar, Protocol
 
 from PIL import Image
 
 from components.config import DescribeConfig, ModelsConfig
 from components.describe.checking import Answer, Rejection
 from components.describe.errors import DescribeError
-from components.describe.prompts import Message, Prompts, load_prompts
+from components.describe.interface import Backend, Decoding
+from components.describe.prompts import load_prompts
 from components.describe.template import VERSION, apply_instruction, write_edit
-
-
-@dataclass(frozen=True)
-class Decoding:
-    sample: bool  # False: greedy
-    seed: int  # seeds sampling, and the template's choice of operation
-    temperature: float
-    max_new_tokens: int
-
-
-class Backend(Protocol):
-    name: str  # "template" | "transformers" | "vllm"
-    model: str  # the instruction writer: a model id or folder, or the template's version
-    captioner: str | None  # the captioning MLLM; None: this backend cannot caption images
-    prompts: Prompts | None  # None: no prompts (the template backend)
-
-    def caption(self, images: list[Image.Image], decoding: Decoding) -> list[Answer]: ...
-
-    def write_edits(self, captions: list[str], decoding: Decoding) -> list[Answer]: ...
-
-    def write_targets(
-        self, captions: list[str], instructions: list[str], decoding: Decoding
-    ) -> list[Answer]: ...
 
 
 class TemplateBackend:
@@ -69,41 +44,6 @@ class TemplateBackend:
             t if isinstance(t, Rejection) else json.dumps({"target_description": t})
             for t in targets
         ]
-
-
-class ChatBackend(ABC):
-    """Chat models prompted with one prompt version; subclasses run the generation."""
-
-    name: ClassVar[str]
-
-    def __init__(self, prompts: Prompts, writer: str, captioner: str) -> None:
-        self.prompts, self.model, self.captioner = prompts, writer, captioner
-
-    def caption(self, images: list[Image.Image], decoding: Decoding) -> list[Answer]:
-        conversations = [self.prompts.caption_messages(self.image_part(i)) for i in images]
-        return self.generate(conversations, decoding, images)
-
-    def write_edits(self, captions: list[str], decoding: Decoding) -> list[Answer]:
-        return self.generate([self.prompts.edit_messages(c) for c in captions], decoding)
-
-    def write_targets(
-        self, captions: list[str], instructions: list[str], decoding: Decoding
-    ) -> list[Answer]:
-        conversations = list(map(self.prompts.target_messages, captions, instructions))
-        return self.generate(conversations, decoding)
-
-    @abstractmethod
-    def image_part(self, image: Image.Image) -> Message:
-        """The image's entry in a user turn, as this engine expects it."""
-
-    @abstractmethod
-    def generate(
-        self,
-        conversations: list[list[Message]],
-        decoding: Decoding,
-        images: list[Image.Image] | None = None,
-    ) -> list[str]:
-        """One answer per conversation: by the captioner if `images`, else by the writer."""
 
 
 def build_backend(cfg: DescribeConfig, models: ModelsConfig) -> Backend:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from components.config import DescribeConfig, Params, load_params
 from components.data.images import to_rgb
-from components.describe.backends import Backend, Decoding, build_backend
+from components.describe.backends import build_backend
 from components.describe.checking import (
     Answer,
     Bounds,
@@ -29,6 +29,7 @@ from components.describe.checking import (
     clean,
 )
 from components.describe.errors import DescribeError
+from components.describe.interface import Backend, Decoding
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from components.errors import InputError
 
-class DescribeError(ValueError):
+
+class DescribeError(InputError):
     """A describe setting or input is unusable; the message says which and what to do."""

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 from transformers import PreTrainedModel
 
-from components.describe.backends import ChatBackend, Decoding
 from components.describe.errors import DescribeError
+from components.describe.interface import ChatBackend, Decoding
 from components.describe.prompts import Message, Prompts
 from components.models.loading import (
     ModelLoadError,

@@ -10,8 +10,8 @@ from typing import Any
 
 from PIL import Image
 
-from components.describe.backends import ChatBackend, Decoding
 from components.describe.errors import DescribeError
+from components.describe.interface import ChatBackend, Decoding
 from components.describe.prompts import Message, Prompts
 
 try:

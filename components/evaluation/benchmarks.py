@@ -26,6 +26,7 @@ from PIL import Image
 
 from components.data.images import to_rgb
 from components.data.tables import parquet_batches
+from components.errors import InputError
 
 EMU_EDIT_COLUMNS = (
     "idx",
@@ -45,7 +46,7 @@ DESCRIPTION_FILES = {"local": "local_descriptions.json", "global": "global_descr
 BATCH_ROWS = 32  # parquet rows decoded at a time: images dominate, so keep it small
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(InputError):
     """A benchmark path, file, column or image is missing or unreadable; the message names it."""
 
 

@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from components.errors import InputError
 from components.method.features import CachedFeatures
 
 FORMAT = "regionedit-features-3"
@@ -36,7 +37,7 @@ CONDITIONING = ("prompt", "pooled_prompt")  # the names a generator's conditioni
 UNCONDITIONAL_FILE = "unconditional.safetensors"
 
 
-class FeaturesError(Exception):
+class FeaturesError(InputError):
     """The feature cache is missing, stale or unreadable; the message says what to do."""
 
 

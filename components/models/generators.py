@@ -27,6 +27,7 @@ from transformers import (
     T5EncoderModel,
 )
 
+from components.errors import InputError
 from components.models.loading import checked_folder, freeze, local_folder
 
 # the pipeline class a folder's model_index.json names -> the generator family that runs it
@@ -66,7 +67,7 @@ class FluxFillParts:
 GeneratorParts = StableDiffusionParts | FluxFillParts
 
 
-class UnknownGeneratorError(ValueError):
+class UnknownGeneratorError(InputError):
     """A folder whose pipeline class no generator implements."""
 
 

@@ -25,12 +25,14 @@ from transformers import (
     ViTModel,
 )
 
+from components.errors import InputError
+
 LOCAL_PREFIXES = (".", "/", "~", "models/")
 OPEN_CLIP_LOCAL = "local-dir:"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(InputError, RuntimeError):
     """A model folder is missing, holds no weights, or holds only unsafe (pickled) weights."""
 
 

@@ -14,8 +14,8 @@ from mlflow.entities import Param
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from components.config import Params
-from components.evaluation.labels import OURS, overall, provenance
 from components.models.generators import generator_family
+from components.models.provenance import OURS, overall, provenance
 
 MODEL_NAME = "region-head"
 SWEEP_TAG = "regionedit.sweep"

@@ -2,7 +2,7 @@
 
 InstructPix2Pix, MagicBrush and UltraEdit learn from (source, instruction, target) triples.
 The world renders such triples exactly: each training scene (the same scenes the method sees
-as image + caption, `components/world/training.py`) gets one edit of one of its objects
+as image + caption, `components/data/world_source.py`) gets one edit of one of its objects
 (recolour, remove or reshape, `components/world/edits.py`), its instruction and its rendered
 target. These pairs train the pair-trained comparison only (issue: trained without editing
 pairs against trained on them); the method never reads them.
@@ -20,7 +20,7 @@ from components.data.scenes import scene_graph
 from components.world.edits import KINDS, WorldEdit, edit_scene, options
 
 PAIR_RNG = "regionedit-world-pairs:{seed}:{index}"
-SOURCE = re.compile(r"world:scene-(\d+)")  # components/world/training.py's record ids
+SOURCE = re.compile(r"world:scene-(\d+)")  # components/data/world_source.py's record ids
 
 
 def editing_pair(seed: int, index: int) -> WorldEdit:

@@ -80,6 +80,28 @@ def write_world(out: Path, seed: int, count: int, side: int) -> dict[str, object
     return summary
 
 
+def summary_lines(out: Path, summary: dict) -> list[str]:
+    """What `write_world` wrote, in words (what `regionedit world` prints): the set, then each
+    benchmark's sessions, edits by kind and share with a distractor."""
+    lines = [
+        f"world (seed {summary['seed']}, {summary['side']} px) in {out}: "
+        "magicbrush, emu_edit, world.json"
+    ]
+    for name in ("magicbrush", "emu_edit"):
+        counts = summary[name]
+        sessions = (
+            f"{counts['sessions']} sessions ({counts['multi_turn_sessions']} of two turns), "
+            if "sessions" in counts
+            else ""
+        )
+        kinds = " · ".join(f"{kind} {n}" for kind, n in counts["kinds"].items())
+        lines.append(
+            f"{name}: {sessions}{counts['edits']} edits ({kinds}), "
+            f"{counts['distractor_share']:.0%} with a distractor"
+        )
+    return lines
+
+
 def _magicbrush_session(
     index: int, session: tuple[WorldEdit, ...], side: int
 ) -> MagicBrushSessionFiles:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import yaml
 
-from components.evaluation.labels import RANDOM
 from components.evaluation.report.prose import LOSS_TERMS, SYSTEM_LABELS
 from components.evaluation.report.schema import (
     ABLATION_KNOWN,
@@ -15,6 +14,7 @@ from components.evaluation.report.schema import (
     PUBLISHED,
     TABLES,
 )
+from components.models.provenance import RANDOM
 
 
 def load_published() -> dict[str, list[dict]]:

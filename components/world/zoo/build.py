@@ -5,7 +5,7 @@ shape: the paper scores with other models than it trains with), the instruction 
 the inpainting pipeline, whose frozen text encoder is the method CLIP's text tower (as SD
 1.5's is OpenAI CLIP's). Each is checked alone by `components/world/checks.py` before the
 method sees it. The describe models and DINO stay the tiny random ones of
-`components/zoo` (README: why each is enough, or is labelled as not meaningful).
+`components/random_models` (README: why each is enough, or is labelled as not meaningful).
 """
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
+from components.random_models.clip import save_open_clip
 from components.world.zoo.resumable import ONE_PROCESS, RunSettings, TrainingState
 from components.world.zoo.scenes import ScenePool, swapped_captions
 from components.world.zoo.schedules import warmup_cosine
-from components.zoo.clip import save_open_clip
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
+from components.random_models.text import sentencepiece_tokenizer
 from components.world.edits import KINDS, edit_scene, options
 from components.world.zoo.clip import normaliser
 from components.world.zoo.resumable import ONE_PROCESS, RunSettings, TrainingState
 from components.world.zoo.scenes import ScenePool, swapped_captions
 from components.world.zoo.schedules import warmup_cosine
-from components.zoo.text import sentencepiece_tokenizer
 
 
 @dataclass(frozen=True)

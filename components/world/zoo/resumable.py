@@ -22,9 +22,21 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from components.errors import InputError
 
-class ResumeError(RuntimeError):
+
+class ResumeError(InputError, RuntimeError):
     """A saved training state that does not belong to this run."""
+
+
+def refuse_to_start_over(states: Path, resume: bool) -> None:
+    """A release training that does not resume must not start over the states another left in
+    `states`: ResumeError says to resume or to delete them."""
+    if not resume and states.is_dir() and any(states.iterdir()):
+        raise ResumeError(
+            f"{states} holds a release training in progress; pass --resume to go on "
+            "with it, or delete the folder to start again"
+        )
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import sentencepiece
 import torch
 from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
-from components.zoo.corpus import corpus
+from components.random_models.corpus import corpus
 
 D_MODEL = 48
 TINY_SHAPE = {"d_model": D_MODEL, "d_kv": 16, "d_ff": 96, "num_layers": 2, "num_heads": 3}

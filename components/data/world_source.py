@@ -1,4 +1,5 @@
-"""What training may see of the world: each scene's picture and its caption, nothing more.
+"""The `world` source of prepare, what training may see of the world: each scene's picture and
+its caption, nothing more.
 
 `prepare --source world` reads these records. A record is built from the rendered PNG and the
 caption alone, so no mask, target or scene graph can reach the shards (DESIGN §10); test sets

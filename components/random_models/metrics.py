@@ -14,7 +14,7 @@ import torch
 from transformers import BitImageProcessor, ViTConfig, ViTModel
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
 
-from components.zoo.clip import save_open_clip
+from components.random_models.clip import save_open_clip
 
 METRIC_CLIP_CONFIG: dict[str, Any] = {
     "embed_dim": 32,  # ViT-B/32: 512

@@ -26,7 +26,7 @@ from transformers import (
 )
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
-from components.zoo.corpus import corpus
+from components.random_models.corpus import corpus
 
 # Qwen2's pre-tokenizer split, as in transformers' Qwen2Tokenizer.
 PRETOKENIZE_REGEX = (

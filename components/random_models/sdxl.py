@@ -20,15 +20,15 @@ from diffusers import (
 )
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-from components.zoo.inpainting import PAPER_SHAPE as SD_PAPER_SHAPE
-from components.zoo.inpainting import (
+from components.random_models.inpainting import PAPER_SHAPE as SD_PAPER_SHAPE
+from components.random_models.inpainting import (
     SD_NOISE_SCHEDULE,
     TEXT_WIDTH,
     autoencoder,
     character_tokenizer,
     clip_text_config,
 )
-from components.zoo.inpainting import TINY_SHAPE as SD_TINY_SHAPE
+from components.random_models.inpainting import TINY_SHAPE as SD_TINY_SHAPE
 
 TIME_EMBED = {"tiny": 8, "paper": 256}  # addition_time_embed_dim: per time id
 TIME_IDS = 6  # original size (2), crop corner (2), target size (2)

@@ -9,13 +9,13 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from components.zoo.chat import build_captioner, build_writer
-from components.zoo.clip import build_clip
-from components.zoo.flux import build_flux_fill
-from components.zoo.inpainting import build_inpainting, build_instruct_pix2pix
-from components.zoo.metrics import build_dino, build_metric_clip
-from components.zoo.sdxl import build_sdxl_inpainting
-from components.zoo.text import build_instruction_encoder
+from components.random_models.chat import build_captioner, build_writer
+from components.random_models.clip import build_clip
+from components.random_models.flux import build_flux_fill
+from components.random_models.inpainting import build_inpainting, build_instruct_pix2pix
+from components.random_models.metrics import build_dino, build_metric_clip
+from components.random_models.sdxl import build_sdxl_inpainting
+from components.random_models.text import build_instruction_encoder
 
 BUILDERS: dict[str, Callable[[Path, int], Path]] = {
     "clip": build_clip,
@@ -42,3 +42,9 @@ def build_zoo(out: Path, seed: int) -> dict[str, Path]:
         shutil.rmtree(folder, ignore_errors=True)  # no stale file of an older build may survive
         paths[name] = build(folder, seed)
     return paths
+
+
+def summary_line(out: Path, paths: dict[str, Path]) -> str:
+    """What `build_zoo` built, in one line (what `regionedit zoo` prints): names, folder, size."""
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    return f"zoo: {len(paths)} models ({', '.join(paths)}) in {out}, {size / 1e6:.1f} MB"

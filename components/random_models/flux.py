@@ -21,11 +21,11 @@ from diffusers import (
 )
 from transformers import CLIPTextModel, T5Config, T5EncoderModel
 
-from components.zoo.corpus import corpus
-from components.zoo.inpainting import PAPER_SHAPE as SD_PAPER_SHAPE
-from components.zoo.inpainting import TINY_SHAPE as SD_TINY_SHAPE
-from components.zoo.inpainting import autoencoder, character_tokenizer, clip_text_config
-from components.zoo.text import sentencepiece_tokenizer
+from components.random_models.corpus import corpus
+from components.random_models.inpainting import PAPER_SHAPE as SD_PAPER_SHAPE
+from components.random_models.inpainting import TINY_SHAPE as SD_TINY_SHAPE
+from components.random_models.inpainting import autoencoder, character_tokenizer, clip_text_config
+from components.random_models.text import sentencepiece_tokenizer
 
 LATENT_CHANNELS = 16
 VAE_FACTOR = 8
