@@ -29,9 +29,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = re.compile(r"Running stage '([^']+)'")
-# The stage has imported its libraries and now asks for a Prefect API (Prefect's own line when
-# it starts a temporary server per process; flows/shared_server.py's line otherwise).
-API = re.compile(r"Starting temporary server|^prefect: (?:starting|reporting to) ")
+# The stage waits for a Prefect API: Prefect's own temporary server per process, from its
+# start-up line to the flow run's first line; or flows/shared_server.py's, from "starting" to
+# "ready" (a running one is leased at once: "reporting to").
+API_WAIT = re.compile(r"Starting temporary server|^prefect: starting ")
+API_READY = re.compile(r"^prefect: ready ")
 FLOW = re.compile(r"\| Flow run .* - (Beginning flow run|Finished in state)")
 PARTS = ("imports_s", "work_s", "overhead_s")
 
@@ -61,17 +63,20 @@ def stamped_repro(clone: Path) -> list[tuple[float, str | None]]:
 
 
 def stages(lines: list[tuple[float, str | None]]) -> list[dict]:
-    """Each stage's wall seconds split into its imports (start to asking for a Prefect API),
-    orchestration (the API's start-up or lease, the flow engine's start, the server's stop,
-    DVC's hashing and lock file) and its work (the flow run)."""
+    """Each stage's wall seconds split into its work (the flow run), its imports (Python and
+    the stage's libraries: the time to the flow run's start, less any wait for an API) and the
+    rest, orchestration: the wait for a Prefect API, the temporary server's stop, DVC's hashing
+    and lock file."""
     found, current = [], None
     for stamp, line in lines:
         if line is None or (match := STAGE.search(line)):  # None: the end of the output
             if current:
                 found.append(_closed(current, stamp))
             current = {"stage": match.group(1), "start": stamp, "flow": []} if line else None
-        elif current and "api" not in current and API.search(line):
-            current["api"] = stamp
+        elif current and API_WAIT.search(line):
+            current["wait"] = stamp
+        elif current and API_READY.search(line):
+            current["ready"] = stamp
         elif current and (flow := FLOW.search(line)):
             current["flow"].append((flow.group(1).startswith("Beginning"), stamp))
     return found
@@ -81,9 +86,10 @@ def _closed(stage: dict, end: float) -> dict:
     begins = [stamp for beginning, stamp in stage["flow"] if beginning]
     ends = [stamp for beginning, stamp in stage["flow"] if not beginning]
     wall = end - stage["start"]
-    if not (begins and ends and "api" in stage):
+    if not (begins and ends):
         return {"stage": stage["stage"], "wall_s": round(wall, 1)} | dict.fromkeys(PARTS)
-    imports, work = stage["api"] - stage["start"], ends[-1] - begins[0]
+    waited = stage.get("ready", begins[0]) - stage["wait"] if "wait" in stage else 0.0
+    imports, work = begins[0] - stage["start"] - waited, ends[-1] - begins[0]
     return {
         "stage": stage["stage"],
         "wall_s": round(wall, 1),
@@ -118,9 +124,9 @@ def markdown(record: dict) -> str:
             "|---|---:|---:|---:|---:|",
             *rows,
             "",
-            "Orchestration: the Prefect API's start-up or lease, the flow engine, the temporary "
-            "server's stop, DVC's hashing and lock file. Imports: Python and the stage's "
-            "libraries, up to asking for an API. Regenerate: "
+            "Orchestration: the wait for a Prefect API (a temporary server's start-up), the "
+            "server's stop, DVC's hashing and lock file. Imports: Python, the stage's libraries "
+            "and the flow engine, up to the flow run's start (less the wait). Regenerate: "
             f"`python benchmarks/orchestration.py --params PARAMS --label {record['label']}`.",
             "",
         ]

@@ -128,7 +128,8 @@ class _Files:
             )
         timeout = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
         print(f"prefect: starting a temporary server shared by stages at {api}", file=sys.stderr)
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         while not _healthy(api):
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
@@ -140,6 +141,7 @@ class _Files:
                 )
             time.sleep(POLL_S)
         self.record.write_text(json.dumps({"api": api, "pid": process.pid}))
+        print(f"prefect: ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
         return api
 
     def try_stop(self) -> bool:
