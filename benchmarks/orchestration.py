@@ -99,10 +99,6 @@ def _closed(stage: dict, end: float) -> dict:
     }
 
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
-
-
 def markdown(record: dict) -> str:
     rows = [
         f"| {s['stage']} | {s['wall_s']:.1f} | "
