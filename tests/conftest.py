@@ -19,8 +19,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-import pytest
+# Under `pytest -n N` the workers share the machine's cores: each worker, and every process it
+# starts (dvc stages, trainers, servers), takes its share of threads rather than all of them.
+if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(workers))))
+
+import numpy as np  # noqa: E402  (after the thread share: numpy and torch read it on import)
+import pytest  # noqa: E402
 import yaml
 from PIL import Image
 
@@ -30,6 +35,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub, even by
 
 LIMITS = ImageLimits(min_side=16, max_pixels=1_000_000)
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files that hold end-to-end (`slow`) tests first, each file's tests kept together and
+    in order: under `pytest -n 2 --dist loadfile` the longest files start at once and the
+    workers finish together."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 def scripts_env(**extra: str) -> dict[str, str]:
