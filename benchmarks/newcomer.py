@@ -31,11 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = ROOT.parent / "shared" / "tools" / "newcomer-check"
 RESULT = re.compile(r"== command (\d+) exit (\d+) in (\d+) s \(log: (.+)\)")
+COMMAND = re.compile(r"== command \d+: (.+)")  # newcomer-check echoes the README's command
 PYTEST_SUMMARY = re.compile(r"=+ .*\b(\d+) passed.* in ([\d.]+)s")
-WHAT = {
-    1: "install + `dvc repro`",
-    2: "install + `ruff check` + `mkdocs build --strict` + `pytest`",
-}
 
 
 def _hog() -> None:
@@ -93,7 +90,7 @@ def measure(command: int, hogs: int, tool: Path) -> dict:
         raise RuntimeError(f"newcomer-check printed no result line:\n{output[-3000:]}")
     record = {
         "command": command,
-        "what": WHAT[command],
+        "what": f"`{COMMAND.search(output).group(1)}`",
         "exit": int(match.group(2)),
         "total_s": int(match.group(3)),
         "hogs": hogs,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
+
 PACKAGES = ("components", "flows", "benchmarks")
 ENTRY_POINTS = {"flows.cli", "flows.cli_base"}  # the CLI dispatches to every flow
 
