@@ -5,7 +5,7 @@ PREFECT_HOME (as on a new machine), stamps every line of its output, and splits 
 wall time (DVC's "Running stage" to the next) into its work (its flow run, from Prefect's first
 "Beginning flow run" to its last "Finished in state") and the rest: starting Python and the
 imports, the Prefect API, DVC's hashing and lock file. Writes a JSON record and a markdown table
-(docs/performance.md includes it).
+(docs/orchestration.md includes it).
 
     python benchmarks/orchestration.py --params PARAMS --label small-world
 
@@ -65,7 +65,7 @@ def stamped_repro(clone: Path) -> list[tuple[float, str | None]]:
 def stages(lines: list[tuple[float, str | None]]) -> list[dict]:
     """Each stage's wall seconds split into its work (the flow run), its imports (Python and
     the stage's libraries: the time to the flow run's start, less any wait for an API) and the
-    rest, orchestration: the wait for a Prefect API, the temporary server's stop, DVC's hashing
+    rest, orchestration: the wait for a Prefect API, the stage process's exit, DVC's hashing
     and lock file."""
     found, current = [], None
     for stamp, line in lines:
@@ -121,8 +121,9 @@ def markdown(record: dict) -> str:
             *rows,
             "",
             "Orchestration: the wait for a Prefect API (a temporary server's start-up), the "
-            "server's stop, DVC's hashing and lock file. Imports: Python, the stage's libraries "
-            "and the flow engine, up to the flow run's start (less the wait). Regenerate: "
+            "stage process's exit, DVC's hashing and lock file. Imports: Python, the stage's "
+            "libraries and the flow engine, up to the flow run's start (less the wait). "
+            "Regenerate: "
             f"`python benchmarks/orchestration.py --params PARAMS --label {record['label']}`.",
             "",
         ]

@@ -5,6 +5,7 @@ components format their own results."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -12,12 +13,27 @@ import typer
 from components.config import changed_keys, load_params
 from components.errors import InputError
 from flows import cli_base as opt
-from flows.cli_base import DESCRIPTIONS, PARAMS, PREPARED, Failed, app, command
+from flows.cli_base import DESCRIPTIONS, PARAMS, PREPARED, Failed, app, command, exit_now
 
 
 @app.callback()
 def main() -> None:
     """RegionEdit pipeline stages."""
+
+
+def run() -> None:
+    """The `regionedit` executable (pyproject's [project.scripts]): the app, then its exit
+    without the interpreter's teardown (`exit_now`). An uncaught error leaves the usual way,
+    with its traceback."""
+    code: object = 0
+    try:
+        app()
+    except SystemExit as end:
+        code = end.code
+    if code is None or isinstance(code, int):
+        exit_now(code or 0)
+    print(code, file=sys.stderr)
+    exit_now(1)
 
 
 @command()

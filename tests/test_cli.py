@@ -139,3 +139,42 @@ def test_edit_without_the_zoo_names_the_folder_and_the_command(tmp_path, monkeyp
     )
     assert result.exit_code == 2, result.output
     assert "models/world/clip" in result.output and "git checkout -- models/world" in result.output
+
+
+EXITING = """
+import atexit, sys, threading, time
+from pathlib import Path
+from flows.cli_base import exit_now
+
+folder = Path(sys.argv[1])
+unclosed = (folder / "unclosed.txt").open("w")
+unclosed.write("written, never closed")
+atexit.register(lambda: (folder / "atexit.txt").write_text("hook ran"))
+def late():
+    time.sleep(0.5)
+    (folder / "thread.txt").write_text("thread finished")
+threading.Thread(target=late).start()
+print("buffered", end="")
+exit_now(3)
+"""
+
+
+def test_exit_now_does_what_the_interpreters_exit_does(tmp_path):
+    """The executable's quick exit (flows/cli_base.py) keeps the exit code, waits for threads
+    that are not daemons, runs atexit hooks and flushes what was written and never closed."""
+    done = sh(tmp_path, "python", "-c", EXITING, str(tmp_path), check=False)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "buffered"
+    assert (tmp_path / "unclosed.txt").read_text() == "written, never closed"
+    assert (tmp_path / "atexit.txt").read_text() == "hook ran"
+    assert (tmp_path / "thread.txt").read_text() == "thread finished"
+
+
+def test_the_executable_keeps_its_exit_codes(tmp_path):
+    """`regionedit` as installed: 0 for help, 2 with `error:` for input the user can fix, 2
+    for an unknown command (click's usage error)."""
+    assert "use-profile" in sh(tmp_path, "regionedit", "--help").stdout
+    missing = sh(tmp_path, "regionedit", "use-profile", "missing.yaml", check=False)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("error: missing.yaml: cannot read params file")
+    assert sh(tmp_path, "regionedit", "no-such-command", check=False).returncode == 2
