@@ -5,7 +5,7 @@ command N exactly as written) and stamps each line of the command's log as it is
 install and the work after it are timed apart:
 
 - command 1 (install + `dvc repro`): the `dvc repro` part runs from DVC's first "Running stage"
-  line to the end;
+  line to the end, each stage from its "Running stage" line to the next;
 - command 2 (install + lint + docs + tests): pytest's own wall time, from its summary line.
 
 `--hogs K` starts K CPU-bound processes for the whole run (a busy laptop) and stops them after.
@@ -31,7 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = ROOT.parent / "shared" / "tools" / "newcomer-check"
 RESULT = re.compile(r"== command (\d+) exit (\d+) in (\d+) s \(log: (.+)\)")
+SLOWEST_STAGES = 8
 COMMAND = re.compile(r"== command \d+: (.+)")  # newcomer-check echoes the README's command
+STAGE = re.compile(r"Running stage '([^']+)'")
 PYTEST_SUMMARY = re.compile(r"=+ .*\b(\d+) passed.* in ([\d.]+)s")
 
 
@@ -101,9 +103,14 @@ def measure(command: int, hogs: int, tool: Path) -> dict:
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(start)),
     }
     if command == 1:
-        stages = [t for t, line in lines if line.startswith("Running stage")]
-        record["dvc_repro_s"] = round(lines[-1][0] - stages[0], 1) if stages else None
+        stages = [(t, m.group(1)) for t, line in lines if (m := STAGE.match(line))]
+        ends = [t for t, _ in stages[1:]] + [lines[-1][0]] * bool(stages)
+        record["dvc_repro_s"] = round(lines[-1][0] - stages[0][0], 1) if stages else None
         record["stages_run"] = len(stages)
+        record["stages"] = [
+            {"stage": name, "s": round(end - t, 1)}
+            for (t, name), end in zip(stages, ends, strict=True)
+        ]
     else:
         summary = [PYTEST_SUMMARY.search(line) for _, line in lines]
         found = [m for m in summary if m]
@@ -137,6 +144,9 @@ def markdown(record: dict) -> str:
             f" `dvc repro` itself (first stage to last line, {record['stages_run']} stages run): "
             f"**{record['dvc_repro_s'] / 60:.1f} min**."
         )
+        slowest = sorted(record["stages"], key=lambda stage: -stage["s"])[:SLOWEST_STAGES]
+        lines += ["", "| slowest stages | s |", "|---|---:|"]
+        lines += [f"| `{stage['stage']}` | {stage['s']:.0f} |" for stage in slowest]
     if record["command"] == 2 and record.get("pytest_s") is not None:
         lines[0] += (
             f" pytest: {record['tests_passed']} passed in {record['pytest_s'] / 60:.1f} min."
