@@ -44,7 +44,7 @@ from components.config import load_params
 from components.data.scenes import COLOURS, OBJECT_COLOURS
 from components.evaluation.metrics import KnownAnswer, edit_success, inside
 from components.generation import load_generator
-from components.world.checks import NAMESPACE, _picture, _signed
+from components.world.checks import NAMESPACE, repaint
 from components.world.edits import KINDS, WorldEdit, held_out_edit
 from components.world.zoo.inpainting import CONTEXT
 from components.world.zoo.scenes import ScenePool
@@ -60,19 +60,6 @@ def _solo_prompt(edit: WorldEdit) -> str:
     """The target scene's caption with only the edited object in it (none for a removal)."""
     kept = () if edit.kind == "remove" else (edit.target.objects[edit.index],)
     return dataclasses.replace(edit.target, objects=kept).caption
-
-
-def _generate(generator, edit: WorldEdit, region: np.ndarray, prompt: str, steps, guidance, seed):
-    source = edit.source_image(SIDE)
-    latents = generator.generate(
-        _signed(source),
-        torch.from_numpy(region).float()[None, None],
-        generator.encode_prompt([prompt]),
-        torch.Generator().manual_seed(seed),
-        steps=steps,
-        guidance_scale=guidance,
-    )
-    return np.asarray(_picture(generator.decode(latents)))
 
 
 @torch.no_grad()
@@ -92,7 +79,9 @@ def rungs(generator, steps: int, guidance: float, count: int) -> list[dict]:
             truth = inside(Image.fromarray(edit.region(SIDE).astype(np.uint8) * 255, "L"))
             region = binary_dilation(truth, iterations=dilation) if dilation else truth
             prompt = _solo_prompt(edit) if solo else edit.t_e
-            generated = _generate(generator, edit, region, prompt, k, guidance, index)
+            generated = repaint(
+                generator, edit.source_image(SIDE), region, prompt, index, k, guidance
+            )
             source = np.asarray(edit.source_image(SIDE))
             edited = Image.fromarray(np.where(truth[..., None], generated, source))
             answer = KnownAnswer(
@@ -132,7 +121,8 @@ def colour_sweep(generator, steps: int, guidance: float) -> dict:
                     for i, o in enumerate(edit.target.objects)
                 ),
             )
-            painted = _generate(generator, edit, truth, target.caption, steps, guidance, 0)[truth]
+            source = edit.source_image(SIDE)
+            painted = repaint(generator, source, truth, target.caption, 0, steps, guidance)[truth]
             mean = painted.reshape(-1, 3).mean(0) / 255
             for other in OBJECT_COLOURS:
                 gap = float(np.abs(mean - np.array(COLOURS[other]) / 255).mean())

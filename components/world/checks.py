@@ -20,7 +20,7 @@ from tqdm import tqdm
 from components.config import MethodConfig
 from components.evaluation.metrics import KnownAnswer, edit_success, inside, within_tolerance
 from components.evaluation.systems import EditRequest, random_area
-from components.generation import load_generator
+from components.generation import Generator, load_generator
 from components.models.loading import load_clip
 from components.world.edits import held_out_edit
 from components.world.zoo.clip import swapped_caption_accuracy
@@ -68,20 +68,12 @@ def inpainting_check(
             inside(truth)[..., None], np.asarray(_picture(round_trip)), np.asarray(source)
         )
         scores["vae_ceiling"].append(edit_success(Image.fromarray(pasted), answer))
-        conditioning = generator.encode_prompt([edit.t_e])
         for name, region in (("ground_truth", truth), ("random_area", random_area(request, index))):
-            mask = torch.from_numpy(inside(region)).float()[None, None]
-            latents = generator.generate(
-                x_src,
-                mask,
-                conditioning,
-                torch.Generator().manual_seed(index),
-                steps=method.steps,
-                guidance_scale=method.guidance_scale,
-                z_src=z_src,
+            hole = inside(region)
+            generated = repaint(
+                generator, source, hole, edit.t_e, index, method.steps, method.guidance_scale, z_src
             )
-            generated = np.asarray(_picture(generator.decode(latents)))
-            edited = np.where(inside(region)[..., None], generated, np.asarray(source))
+            edited = np.where(hole[..., None], generated, np.asarray(source))
             scores[name].append(edit_success(Image.fromarray(edited), answer))
     return {
         "inpainting/edit_success_ground_truth": round(float(np.mean(scores["ground_truth"])), 4),
@@ -89,6 +81,30 @@ def inpainting_check(
         "vae/within_tolerance": round(float(np.mean(scores["vae"])), 4),
         "vae/edit_success_ceiling": round(float(np.mean(scores["vae_ceiling"])), 4),
     }
+
+
+def repaint(
+    generator: Generator,
+    source: Image.Image,
+    region: np.ndarray,
+    prompt: str,
+    seed: int,
+    steps: int,
+    guidance_scale: float,
+    z_src: torch.Tensor | None = None,
+) -> np.ndarray:
+    """The generator's picture (H x W x 3, uint8) of `source` repainted inside `region` (H x W,
+    bool) under `prompt`, from the noise of `seed`; `z_src`: the source's latents, if known."""
+    latents = generator.generate(
+        _signed(source),
+        torch.from_numpy(region).float()[None, None],
+        generator.encode_prompt([prompt]),
+        torch.Generator().manual_seed(seed),
+        steps=steps,
+        guidance_scale=guidance_scale,
+        z_src=z_src,
+    )
+    return np.asarray(_picture(generator.decode(latents)))
 
 
 def _signed(picture: Image.Image) -> torch.Tensor:
