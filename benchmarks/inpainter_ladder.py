@@ -12,15 +12,19 @@ benchmark asks it under easier conditions, one at a time, so the failing part sh
   tight region leaves an object's edge cells to the source);
 - a prompt that names only the edited object (no other object to bind the hole to).
 
+Then the training task itself: restoring an object of a held-out scene (the hole its exact
+pixels, the prompt the scene's own caption, or an empty one), under a few sampler settings. A
+UNet that fails here fails before any edit asks it to bind a new colour to a place.
+
 Then two probes of the text path: how close the hole's mean colour comes to the colour the
 prompt asks for, over every object colour (a UNet that reads the colour word follows it), and
 the UNet's noise-prediction error inside the hole and outside it with the true caption, an empty
 one and another scene's (text the UNet uses lowers the error in the hole only).
 
-    python benchmarks/inpainter_ladder.py [--inpainting models/world/sd-inpainting]
+    python benchmarks/inpainter_ladder.py [--inpainting models/world/sd-inpainting] [--label L]
 
-Writes benchmarks/results/inpainter_ladder.{json,md} (docs/world-release.md includes the
-markdown).
+Writes benchmarks/results/inpainter_ladder[_<label>].{json,md} (docs/world-release.md includes
+the release's markdown).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from scipy.ndimage import binary_dilation
 
 from components.config import load_params
 from components.data.scenes import COLOURS, OBJECT_COLOURS
-from components.evaluation.metrics import KnownAnswer, edit_success, inside
+from components.evaluation.metrics import EDIT_TOLERANCE, KnownAnswer, edit_success, inside
 from components.generation import load_generator
 from components.world.checks import NAMESPACE, repaint
 from components.world.edits import KINDS, WorldEdit, held_out_edit
@@ -54,6 +58,9 @@ SIDE = 64
 SWEEP_EDITS = 6  # recolour edits of the colour sweep
 LOSS_SCENES = 128  # held-out scenes of the text-use probe
 LOSS_TIMESTEPS = (300, 600, 900)
+RESTORED_SCENES = 40
+RESTORED_SHARE = 0.8  # of the object's pixels within the edit tolerance, as edit_success asks
+SAMPLERS = ((20, 3.0), (50, None))  # beside the method's own; None: the method's guidance
 
 
 def _solo_prompt(edit: WorldEdit) -> str:
@@ -138,6 +145,39 @@ def colour_sweep(generator, steps: int, guidance: float) -> dict:
 
 
 @torch.no_grad()
+def restoration(generator, steps: int, guidance: float) -> list[dict]:
+    """Share of held-out scenes whose object, cut out to its exact pixels, the inpainter paints
+    back (>= RESTORED_SHARE of its pixels within the tolerance), and the mean colour gap there,
+    with the scene's caption and with an empty prompt, per sampler setting."""
+    pool = ScenePool.draw(0, RESTORED_SCENES, SIDE, "inpainter-ladder-restore")
+    rows = []
+    for k, scale in ((steps, guidance), *((n, g or guidance) for n, g in SAMPLERS)):
+        for prompt in ("caption", "empty"):
+            restored, gaps = [], []
+            for i, scene in enumerate(pool.scenes):
+                hole = pool.masks[i, i % len(scene.objects)]
+                caption = scene.caption if prompt == "caption" else ""
+                source = Image.fromarray(pool.pixels[i])
+                painted = repaint(generator, source, hole, caption, i, k, scale)[hole] / 255
+                truth = pool.pixels[i][hole] / 255
+                close = (np.abs(painted - truth) <= EDIT_TOLERANCE).all(-1).mean()
+                restored.append(close >= RESTORED_SHARE)
+                gaps.append(np.abs(painted.mean(0) - truth.mean(0)).mean())
+            rows.append(
+                {
+                    "steps": k,
+                    "guidance_scale": scale,
+                    "prompt": prompt,
+                    "restored": round(float(np.mean(restored)), 3),
+                    "colour_gap": round(float(np.mean(gaps)), 3),
+                    "scenes": len(restored),
+                }
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
+@torch.no_grad()
 def text_use(generator) -> dict:
     """The UNet's noise-prediction error in the hole and outside, per caption given."""
     parts = generator.parts
@@ -202,6 +242,18 @@ def markdown(record: dict) -> str:
     sweep, use = record["colour_sweep"], record["text_use"]
     lines += [
         "",
+        f"Restoring an object of a held-out scene (the training task: the hole its exact pixels; "
+        f"{record['restoration'][0]['scenes']} scenes; restored: at least "
+        f"{RESTORED_SHARE:.0%} of its pixels within the edit tolerance):",
+        "",
+        "| steps | guidance | prompt | restored | mean colour gap |",
+        "|---:|---:|---|---:|---:|",
+        *(
+            f"| {r['steps']} | {r['guidance_scale']} | {r['prompt']} | {r['restored']:.2f} | "
+            f"{r['colour_gap']:.3f} |"
+            for r in record["restoration"]
+        ),
+        "",
         f"Colour sweep ({sweep['edits']} recolour edits, every object colour asked in turn): "
         f"the hole's mean colour is {sweep['asked_colour_gap']:.3f} from the asked colour and "
         f"{sweep['other_colours_gap']:.3f} from the others (per channel, on [0, 1]).",
@@ -210,7 +262,7 @@ def markdown(record: dict) -> str:
         "|---|---:|---:|",
         *(f"| {name} | {v['hole']:.4f} | {v['outside']:.4f} |" for name, v in use.items()),
         "",
-        "Regenerate: `python benchmarks/inpainter_ladder.py`.",
+        f"Regenerate: `python benchmarks/inpainter_ladder.py{record['options']}`.",
         "",
     ]
     return "\n".join(lines)
@@ -220,21 +272,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inpainting", default="models/world/sd-inpainting")
     parser.add_argument("--count", type=int, default=48, help="held-out edits")
+    parser.add_argument("--label", default="", help="names the result files (another UNet)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     method = load_params(ROOT / "params.yaml").method
     generator = load_generator(args.inpainting, method.scheduler)
     record = {
         "inpainting": args.inpainting,
+        "options": "".join(
+            f" --{name} {value}"
+            for name, value, default in (
+                ("inpainting", args.inpainting, "models/world/sd-inpainting"),
+                ("count", args.count, 48),
+                ("label", args.label, ""),
+            )
+            if value != default
+        ),
         "count": args.count,
         "guidance_scale": method.guidance_scale,
         "machine": f"{os.cpu_count()} cores, {torch.get_num_threads()} threads",
         "rungs": rungs(generator, method.steps, method.guidance_scale, args.count),
+        "restoration": restoration(generator, method.steps, method.guidance_scale),
         "colour_sweep": colour_sweep(generator, 20, method.guidance_scale),
         "text_use": text_use(generator),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / "inpainter_ladder"
+    stem = args.out / "_".join(filter(None, ["inpainter_ladder", args.label]))
     stem.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
     stem.with_suffix(".md").write_text(markdown(record))
     print(markdown(record))
