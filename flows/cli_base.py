@@ -79,11 +79,22 @@ def exit_now(code: int) -> NoReturn:
         if thread is not main and not thread.daemon:
             thread.join()
     atexit._run_exitfuncs()
+    streams = (sys.stdout, sys.stderr)
+    standard = {id(stream) for stream in streams} | {id(getattr(s, "buffer", s)) for s in streams}
     for handle in gc.get_objects():
-        if type(handle) in _WRITERS and not handle.closed and handle.writable():
-            handle.flush()
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
+        if type(handle) in _WRITERS and id(handle) not in standard and not handle.closed:
+            try:
+                handle.flush()
+            except OSError as err:  # as the interpreter's teardown: said, and the exit goes on
+                print(
+                    f"warning: {getattr(handle, 'name', handle)!r} not flushed: {err}",
+                    file=sys.stderr,
+                )
+    for stream in streams:
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`regionedit ... | head`)
+            code = code or 120  # the interpreter's own exit code when stdout cannot be flushed
     os._exit(code)
 
 
