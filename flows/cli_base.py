@@ -68,8 +68,8 @@ def exit_now(code: int) -> NoReturn:
     """End the process with `code` as the interpreter's own exit would, less its teardown.
 
     After a stage's command returns, Python's finalisation frees every module and object that
-    torch, diffusers and Prefect loaded: about 1.7 s per stage on this 2-core machine
-    (docs/orchestration.md), spent after the work is done. This does what that exit does that
+    torch, diffusers and Prefect loaded: about 1.7 s per stage on this 2-core machine (timed on
+    the `report` stage's command), spent after the work is done. This does what that exit does that
     matters, in its order, then leaves: it waits for the threads that are not daemons, runs
     every atexit hook (Prefect drains its log and event workers there, `logging` flushes its
     handlers, multiprocessing joins its children), flushes every file still open for writing,
