@@ -46,7 +46,7 @@ from scipy.ndimage import binary_dilation
 
 from components.config import load_params
 from components.data.scenes import COLOURS, OBJECT_COLOURS
-from components.evaluation.metrics import EDIT_TOLERANCE, KnownAnswer, edit_success, inside
+from components.evaluation.metrics import KnownAnswer, edit_success, inside, within_tolerance
 from components.generation import load_generator
 from components.world.checks import NAMESPACE, repaint
 from components.world.edits import KINDS, WorldEdit, held_out_edit
@@ -86,14 +86,10 @@ def rungs(generator, steps: int, guidance: float, count: int) -> list[dict]:
             truth = inside(Image.fromarray(edit.region(SIDE).astype(np.uint8) * 255, "L"))
             region = binary_dilation(truth, iterations=dilation) if dilation else truth
             prompt = _solo_prompt(edit) if solo else edit.t_e
-            generated = repaint(
-                generator, edit.source_image(SIDE), region, prompt, index, k, guidance
-            )
-            source = np.asarray(edit.source_image(SIDE))
-            edited = Image.fromarray(np.where(truth[..., None], generated, source))
-            answer = KnownAnswer(
-                edit.source_image(SIDE), Image.fromarray(truth), edit.target_image(SIDE)
-            )
+            source = edit.source_image(SIDE)
+            generated = repaint(generator, source, region, prompt, index, k, guidance)
+            edited = Image.fromarray(np.where(truth[..., None], generated, np.asarray(source)))
+            answer = KnownAnswer(source, Image.fromarray(truth), edit.target_image(SIDE))
             success[edit.kind].append(edit_success(edited, answer))
         rows.append(
             {
@@ -158,11 +154,11 @@ def restoration(generator, steps: int, guidance: float) -> list[dict]:
                 hole = pool.masks[i, i % len(scene.objects)]
                 caption = scene.caption if prompt == "caption" else ""
                 source = Image.fromarray(pool.pixels[i])
-                painted = repaint(generator, source, hole, caption, i, k, scale)[hole] / 255
-                truth = pool.pixels[i][hole] / 255
-                close = (np.abs(painted - truth) <= EDIT_TOLERANCE).all(-1).mean()
+                painted = repaint(generator, source, hole, caption, i, k, scale)
+                close = within_tolerance(Image.fromarray(painted), source)[hole].mean()
                 restored.append(close >= RESTORED_SHARE)
-                gaps.append(np.abs(painted.mean(0) - truth.mean(0)).mean())
+                gap = painted[hole].mean(0) - pool.pixels[i][hole].mean(0)
+                gaps.append(np.abs(gap).mean() / 255)
             rows.append(
                 {
                     "steps": k,
